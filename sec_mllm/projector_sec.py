@@ -1,0 +1,172 @@
+"""`sec` projector: Semantic Equitable Clustering of vision tokens, one pass, equal cluster sizes.
+
+What follows the paper (Fan et al., "Semantic Equitable Clustering", arXiv 2405.13337, and its official
+backbone code): keys ``k_i`` (a learned linear map of the tokens); a global token ``g = mean_i k_i``
+per image (per head when ``heads > 1``); a score ``s_i = cos(k_i, g)``; a stable sort of the scores;
+the sorted sequence cut into equal contiguous chunks (``grouping="band"``). One pass, no iterations,
+equal sizes by construction, O(N*d + N log N). The assignment is non-differentiable.
+
+What is this project's choice (the paper's MLLM connector is not public):
+
+* ``grouping="interleave"``: rank ``r`` goes to cluster ``r mod K`` instead of a contiguous band.
+* Cluster sizes when K does not divide N: rank ``r`` (0 = most similar to ``g``) goes to band
+  ``floor(r * K / N)``, or to ``r mod K`` when interleaving; either way every cluster holds
+  ``floor(N/K)`` or ``ceil(N/K)`` tokens, so sizes differ by at most one.
+* Reduction of a cluster to one token: ``reduction="mean"`` averages its members; ``"attn"`` uses a
+  query ``W_q`` applied to the cluster mean, the members' keys, softmax over the members only, and the
+  members' features as values, so the output stays in the vision tower's feature space.
+  Gradients reach ``W_k`` only through this attention; ``key_projection=True`` with ``"mean"`` is
+  rejected because ``W_k`` would never receive a gradient.
+* ``heads > 1``: the channels are split into heads; each head clusters on its own keys and reduces its
+  own channel slice, and output token ``j`` concatenates cluster ``j`` of every head.
+  ``aux["assignment"]`` reports head 0; ``aux["assignment_per_head"]`` reports all heads.
+* Output order: ``order="score"`` keeps cluster rank (most similar to ``g`` first); ``"position"``
+  sorts clusters by the mean raster index of their members (averaged over heads).
+* ``position_embedding=True`` adds a learned linear map of Fourier features of each cluster's mean
+  (row, col) on the patch grid, so the language model can tell where a cluster lies.
+
+``aux``: ``assignment`` ``[B, N]`` (output token index per input token), ``assignment_per_head``
+``[B, H, N]``, ``scores`` ``[B, H, N]`` (the cosine scores, detached).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .projector_base import Projector, ProjectorOutput, check_num_tokens, grid_side
+
+GROUPINGS = ("band", "interleave")
+REDUCTIONS = ("attn", "mean")
+ORDERS = ("score", "position")
+NUM_FREQUENCIES = 4
+
+
+@dataclass
+class SecConfig:
+    num_tokens: int = 64  # K
+    grouping: str = "band"  # "band" | "interleave"
+    reduction: str = "attn"  # "attn" | "mean"
+    order: str = "score"  # "score" | "position"
+    heads: int = 1
+    key_projection: bool = True  # learned W_k, or cluster on the raw features
+    position_embedding: bool = True
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"sec projector: {key}={value!r} is not one of {list(allowed)}")
+    return value
+
+
+def fourier_features(pos: torch.Tensor) -> torch.Tensor:
+    """``pos`` ``[..., 2]`` in [0, 1] -> ``[..., 4 * NUM_FREQUENCIES]`` sines and cosines."""
+    freqs = math.pi * 2.0 ** torch.arange(NUM_FREQUENCIES, device=pos.device, dtype=pos.dtype)  # [F]
+    angles = pos[..., None] * freqs  # [..., 2, F]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # [..., 4F]
+
+
+def equitable_assignment(scores: torch.Tensor, num_clusters: int, grouping: str) -> torch.Tensor:
+    """Cluster id per token from its score rank: ``scores`` ``[..., N]`` -> LongTensor ``[..., N]``.
+
+    Rank 0 is the highest score; ties keep raster order (stable sort), so the result is deterministic.
+    """
+    n = scores.shape[-1]
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [..., N]
+    ranks = torch.arange(n, device=scores.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(-1, order, ranks)  # [..., N] rank of each token
+    if grouping == "band":
+        return rank * num_clusters // n
+    return rank % num_clusters
+
+
+class SecProjector(Projector):
+    name = "sec"
+    config_class = SecConfig
+
+    def __init__(self, config: SecConfig, in_dim: int) -> None:
+        super().__init__(in_dim)
+        self.config = config
+        _choice(config.grouping, GROUPINGS, "grouping")
+        _choice(config.reduction, REDUCTIONS, "reduction")
+        _choice(config.order, ORDERS, "order")
+        if config.heads < 1 or in_dim % config.heads:
+            raise ValueError(f"sec projector: heads={config.heads} must be >= 1 and divide the width {in_dim}")
+        if config.key_projection and config.reduction == "mean":
+            raise ValueError(
+                "sec projector: key_projection=True needs reduction='attn'; with reduction='mean' the "
+                "non-differentiable assignment leaves W_k without gradient (use key_projection=False)"
+            )
+        if config.num_tokens < 1:
+            raise ValueError(f"sec projector: num_tokens must be >= 1, got {config.num_tokens}")
+        self.key = nn.Linear(in_dim, in_dim, bias=False) if config.key_projection else None
+        self.query = nn.Linear(in_dim, in_dim, bias=False) if config.reduction == "attn" else None
+        self.pos_embed = nn.Linear(4 * NUM_FREQUENCIES, in_dim) if config.position_embedding else None
+
+    def num_output_tokens(self, num_input_tokens: int) -> int:
+        if self.config.position_embedding:
+            grid_side(num_input_tokens, "sec position_embedding input token count")
+        return check_num_tokens(self.config.num_tokens, num_input_tokens, self.name)
+
+    def forward(self, x: torch.Tensor) -> ProjectorOutput:  # x: [B, N, D]
+        self.check_input(x)
+        b, n, d = x.shape
+        k = self.num_output_tokens(n)
+        h = self.config.heads
+        dh = d // h
+        keys = self.key(x) if self.key is not None else x  # [B, N, D]
+        keys = keys.view(b, n, h, dh).transpose(1, 2)  # [B, H, N, dh]
+        values = x.view(b, n, h, dh).transpose(1, 2)  # [B, H, N, dh]
+
+        with torch.no_grad():
+            glob = keys.mean(dim=2, keepdim=True)  # [B, H, 1, dh]
+            scores = F.cosine_similarity(keys.float(), glob.float(), dim=-1)  # [B, H, N]
+            cluster = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N]
+        gather_idx = cluster.unsqueeze(-1).expand(b, h, n, dh)  # [B, H, N, dh]
+        counts = torch.zeros(b, h, k, device=x.device, dtype=x.dtype).scatter_add_(
+            -1, cluster, torch.ones_like(cluster, dtype=x.dtype)
+        )  # [B, H, K]
+        means = values.new_zeros(b, h, k, dh).scatter_add(2, gather_idx, values) / counts[..., None]  # [B, H, K, dh]
+
+        if self.query is not None:
+            q = self.query(means.transpose(1, 2).reshape(b, k, d)).view(b, k, h, dh).transpose(1, 2)  # [B, H, K, dh]
+            logits = (q.gather(2, gather_idx) * keys).sum(-1) / math.sqrt(dh)  # [B, H, N]
+            cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(
+                -1, cluster, logits, reduce="amax", include_self=True
+            )  # [B, H, K]
+            weights = torch.exp(logits - cmax.gather(-1, cluster).detach())  # [B, H, N]
+            denom = logits.new_zeros(b, h, k).scatter_add(-1, cluster, weights)  # [B, H, K]
+            weights = weights / denom.gather(-1, cluster)  # softmax over the members of each cluster
+            pooled = values.new_zeros(b, h, k, dh).scatter_add(2, gather_idx, weights[..., None] * values)
+        else:
+            pooled = means  # [B, H, K, dh]
+        tokens = pooled.transpose(1, 2).reshape(b, k, d)  # [B, K, D]
+
+        raster = torch.arange(n, device=x.device, dtype=x.dtype)  # [N]
+        mean_raster = (
+            torch.zeros_like(counts).scatter_add_(-1, cluster, raster.expand(b, h, n)) / counts
+        ).mean(1)  # [B, K]
+        if self.config.order == "position":
+            perm = torch.sort(mean_raster, dim=-1, stable=True).indices  # [B, K]
+        else:
+            perm = torch.arange(k, device=x.device).expand(b, k)
+        slot = torch.empty_like(perm).scatter_(-1, perm, torch.arange(k, device=x.device).expand(b, k))  # [B, K]
+        tokens = tokens.gather(1, perm.unsqueeze(-1).expand(b, k, d))  # [B, K, D]
+
+        if self.pos_embed is not None:
+            side = grid_side(n, "sec position_embedding input token count")
+            rc = torch.stack([raster // side, raster % side], dim=-1)  # [N, 2]
+            rc = (rc + 0.5) / side
+            mean_rc = torch.zeros(b, h, k, 2, device=x.device, dtype=x.dtype).scatter_add_(
+                2, cluster.unsqueeze(-1).expand(b, h, n, 2), rc.expand(b, h, n, 2)
+            ) / counts[..., None]  # [B, H, K, 2]
+            mean_rc = mean_rc.mean(1).gather(1, perm.unsqueeze(-1).expand(b, k, 2))  # [B, K, 2]
+            tokens = tokens + self.pos_embed(fourier_features(mean_rc))
+
+        per_head = slot.unsqueeze(1).expand(b, h, k).gather(-1, cluster)  # [B, H, N] output slot per token
+        aux = {"assignment": per_head[:, 0], "assignment_per_head": per_head, "scores": scores}
+        return ProjectorOutput(tokens=tokens, aux=aux)
