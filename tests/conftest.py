@@ -1,0 +1,48 @@
+"""Shared fixtures: one thread (the CI machine has two shared cores), a tiny offline tokenizer and model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+from sec_mllm import build_model, build_processor  # noqa: E402
+from sec_mllm.testing import tiny_clip_vision_config, tiny_llama_config, train_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer()
+
+
+@pytest.fixture
+def make_model(tokenizer):
+    """Factory: a tiny random SEC-MLLM (CLIP 32 px / patch 8 -> N = 16) and its processor."""
+
+    def make(projector_type="sec", projector_config=None, vision_config=None, tie_word_embeddings=False, seed=0):
+        torch.manual_seed(seed)
+        model = build_model(
+            vision_config or tiny_clip_vision_config(),
+            tiny_llama_config(vocab_size=len(tokenizer), tie_word_embeddings=tie_word_embeddings),
+            projector_type,
+            {"num_tokens": 4} if projector_config is None else projector_config,
+            tokenizer=tokenizer,
+        ).eval()
+        return model, build_processor(model.config, tokenizer)
+
+    return make
+
+
+@pytest.fixture
+def images():
+    gen = torch.Generator().manual_seed(0)
+    from PIL import Image
+
+    arrays = [(torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy() for h, w in ((40, 30), (32, 32), (20, 50))]
+    return [Image.fromarray(a) for a in arrays]

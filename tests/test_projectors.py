@@ -1,0 +1,153 @@
+"""Contract test over every registered projector, plus SEC's properties and the registry's errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sec_mllm.projector_sec import SecProjector
+from sec_mllm.projectors import PROJECTOR_CLASSES, build_projector, list_projectors, make_registry
+
+N, D = 64, 32  # an 8 x 8 patch grid
+
+CONTRACT_CASES = {
+    "sec": [
+        {"num_tokens": 16},
+        {"num_tokens": 10, "grouping": "interleave", "order": "position", "heads": 2, "position_embedding": False},
+        {"num_tokens": 16, "reduction": "mean", "key_projection": False},
+        {"num_tokens": 7, "order": "position", "heads": 4},
+    ],
+    "identity": [{}],
+    "avgpool": [{"num_tokens": 16}, {"num_tokens": 9}],
+    "tome": [{"num_tokens": 16}, {"num_tokens": 5}],
+    "kmeans": [{"num_tokens": 16}, {"num_tokens": 6, "iterations": 3}],
+}
+
+
+def test_every_registered_projector_has_contract_cases():
+    assert sorted(CONTRACT_CASES) == list_projectors()
+
+
+@pytest.mark.parametrize(
+    "name,config", [(name, cfg) for name, cfgs in CONTRACT_CASES.items() for cfg in cfgs], ids=str
+)
+def test_projector_contract(name, config):
+    torch.manual_seed(0)
+    proj = build_projector(name, config, D).eval()
+    k = proj.num_output_tokens(N)
+    x = torch.randn(3, N, D, requires_grad=True)
+    out = proj(x)
+    assert out.tokens.shape == (3, k, proj.out_dim)
+    assert torch.isfinite(out.tokens).all()
+    assignment = out.aux["assignment"]
+    assert assignment.dtype == torch.long and assignment.shape == (3, N)
+    assert int(assignment.min()) >= 0 and int(assignment.max()) < k
+
+    # batch independence: each image alone gives the same tokens as in the batch
+    for i in range(3):
+        torch.testing.assert_close(proj(x[i : i + 1].detach()).tokens[0], out.tokens[i].detach(), atol=1e-5, rtol=1e-5)
+
+    # gradients reach the input and every trainable parameter
+    (out.tokens * torch.randn_like(out.tokens)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for pname, p in proj.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}: no gradient for {pname}"
+
+    # state-dict round trip reproduces the output
+    torch.manual_seed(1)
+    clone = build_projector(name, config, D).eval()
+    clone.load_state_dict(proj.state_dict())
+    torch.testing.assert_close(clone(x.detach()).tokens, proj(x.detach()).tokens)
+
+
+@pytest.mark.parametrize("name", ["sec", "avgpool", "tome", "kmeans"])
+def test_mean_projectors_output_the_mean_of_assigned_tokens(name):
+    config = {"num_tokens": 16}
+    if name == "sec":
+        config.update(reduction="mean", key_projection=False, position_embedding=False)
+    proj = build_projector(name, config, D).eval()
+    x = torch.randn(2, N, D)
+    out = proj(x)
+    for b in range(2):
+        for j in range(16):
+            members = out.aux["assignment"][b] == j
+            if members.any():
+                torch.testing.assert_close(out.tokens[b, j], x[b, members].mean(0), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("grouping", ["band", "interleave"])
+@pytest.mark.parametrize("n,k", [(7, 3), (10, 4), (64, 16), (65, 16), (50, 1), (12, 12)])
+def test_sec_cluster_sizes_equal_within_one(grouping, n, k):
+    proj = build_projector(
+        "sec", {"num_tokens": k, "grouping": grouping, "heads": 2, "position_embedding": False}, D
+    ).eval()
+    out = proj(torch.randn(2, n, D))
+    for head_assignment in out.aux["assignment_per_head"].flatten(0, 1):  # every image, every head
+        sizes = torch.bincount(head_assignment, minlength=k)
+        assert sizes.sum() == n  # every token in exactly one cluster
+        assert sizes.min() >= 1 and sizes.max() - sizes.min() <= 1
+        assert sizes.min() == n // k
+
+
+def _sec(**config):
+    base = {"num_tokens": 2, "key_projection": False, "reduction": "mean", "position_embedding": False}
+    return build_projector("sec", {**base, **config}, 2).eval()
+
+
+# Hand-built: mean = (1, 1.05); cosine ranks: token 2 (1,1) > token 3 (1,1.2) > token 1 (0,2) > token 0 (2,0)
+HAND = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [1.0, 1.0], [1.0, 1.2]]])
+
+
+def test_sec_known_answer_band():
+    out = _sec()(HAND)
+    assert out.aux["assignment"].tolist() == [[1, 1, 0, 0]]
+    torch.testing.assert_close(out.tokens, torch.tensor([[[1.0, 1.1], [1.0, 1.0]]]))
+
+
+def test_sec_known_answer_interleave():
+    out = _sec(grouping="interleave")(HAND)
+    assert out.aux["assignment"].tolist() == [[1, 0, 0, 1]]
+    torch.testing.assert_close(out.tokens, torch.tensor([[[0.5, 1.5], [1.5, 0.6]]]))
+
+
+def test_sec_known_answer_position_order():
+    out = _sec(order="position")(HAND)
+    assert out.aux["assignment"].tolist() == [[0, 0, 1, 1]]
+    torch.testing.assert_close(out.tokens, torch.tensor([[[1.0, 1.0], [1.0, 1.1]]]))
+
+
+def test_sec_attention_weights_sum_to_one_per_cluster():
+    proj = build_projector("sec", {"num_tokens": 4, "position_embedding": False}, D).eval()
+    x = torch.ones(1, 16, D)  # identical members: any convex combination returns the member itself
+    torch.testing.assert_close(proj(x).tokens, torch.ones(1, 4, D))
+
+
+def test_registry_rejects_unknown_and_duplicate_names():
+    with pytest.raises(ValueError, match=r"unknown projector 'sek'.*'sec'"):
+        build_projector("sek", {}, D)
+    with pytest.raises(ValueError, match="duplicate projector name 'sec'"):
+        make_registry(PROJECTOR_CLASSES + (SecProjector,))
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['k'\].*num_tokens"):
+        build_projector("sec", {"k": 3}, D)
+
+
+@pytest.mark.parametrize(
+    "name,config,n,match",
+    [
+        ("sec", {"num_tokens": 65, "position_embedding": False}, 64, "num_tokens=65 is larger than"),
+        ("tome", {"num_tokens": 100}, 64, "num_tokens=100 is larger than"),
+        ("avgpool", {"num_tokens": 10}, 64, "perfect square.*10"),
+        ("avgpool", {"num_tokens": 4}, 60, "perfect square.*60"),
+        ("sec", {"grouping": "random"}, 64, "grouping='random' is not one of"),
+        ("sec", {"heads": 3}, 64, "heads=3 must"),
+        ("sec", {"reduction": "mean"}, 64, "key_projection=True needs reduction='attn'"),
+    ],
+)
+def test_bad_projector_values_raise(name, config, n, match):
+    with pytest.raises(ValueError, match=match):
+        build_projector(name, config, D).num_output_tokens(n)
+
+
+def test_wrong_feature_shape_raises():
+    with pytest.raises(ValueError, match=r"\[batch, tokens, 32\].*\(2, 16, 8\)"):
+        build_projector("sec", {"num_tokens": 4}, D)(torch.randn(2, 16, 8))
