@@ -1,0 +1,67 @@
+"""Shared command-line plumbing for eval/gqa.py and eval/textvqa.py: arguments, model loading, distributed
+setup, inference (when ``--model-path`` is given), scoring on rank 0, and the scores written atomically
+beside the answers file as ``<answers>.scores.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from .files import write_json_atomic
+from .runner import PROMPT_TEMPLATES, InferenceSettings, dist_info, generate_answers, load_questions
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-path", default=None, help="checkpoint to run; omit to only score --answers-file")
+    parser.add_argument("--question-file", help="LLaVA-format question JSONL")
+    parser.add_argument("--image-folder", help="folder the question file's images are relative to")
+    parser.add_argument("--answers-file", required=True, help="LLaVA-format answer JSONL (written, or read to score)")
+    parser.add_argument("--conv-mode", default="vicuna_v1", choices=sorted(PROMPT_TEMPLATES))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--allow-missing", action="store_true", help="score what exists and report the missing count")
+
+
+def run_and_score(
+    args: argparse.Namespace,
+    score: Callable[[], dict[str, Any]],
+    transform: Callable[[dict], dict] | None = None,
+) -> dict[str, Any] | None:
+    """Generate answers when ``--model-path`` is set, then score on rank 0 and print the dict as JSON."""
+    rank, world = dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if args.model_path:
+        if not args.question_file or not args.image_folder:
+            raise SystemExit("--model-path needs --question-file and --image-folder")
+        import sec_mllm  # noqa: F401  (registers the Auto classes)
+        from transformers import AutoModel, AutoProcessor
+
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        model = AutoModel.from_pretrained(args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True).to(device)
+        processor = AutoProcessor.from_pretrained(args.model_path, trust_remote_code=True)
+        settings = InferenceSettings(
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            prompt_template=args.conv_mode,
+            num_workers=args.num_workers,
+            model_id=Path(args.model_path).name,
+        )
+        rows = load_questions(args.question_file, transform)
+        generate_answers(model, processor, rows, args.image_folder, args.answers_file, settings)
+    result = None
+    if rank == 0:
+        result = score()
+        write_json_atomic(Path(f"{args.answers_file}.scores.json"), result)
+        print(json.dumps(result, indent=2))
+    if world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+    return result
