@@ -125,3 +125,19 @@ def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
     prompts = [json.loads(line)["prompt"] for line in answers.read_text().splitlines()]
     assert all("Reference OCR token" not in p and len(p.split("\n")) == 2 for p in prompts)
     assert json.loads(Path(f"{answers}.scores.json").read_text())["num_questions"] == 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_shards_merge_in_question_order(ckpt, gqa_files, tmp_path):
+    qfile, folder, questions = gqa_files
+    answers = tmp_path / "sharded.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
+           str(ROOT / "eval" / "gqa.py"), "--model-path", str(ckpt[2]), "--question-file", str(qfile),
+           "--image-folder", str(folder), "--questions", str(questions), "--answers-file", str(answers),
+           "--batch-size", "2", "--max-new-tokens", "2", "--num-workers", "0"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ids = [json.loads(line)["question_id"] for line in answers.read_text().splitlines()]
+    assert ids == [json.loads(l)["question_id"] for l in qfile.read_text().splitlines()]
+    assert not list(tmp_path.glob("sharded.jsonl.shard*"))
