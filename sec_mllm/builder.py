@@ -54,8 +54,8 @@ def _as_config(spec: PreTrainedConfig | dict, what: str) -> PreTrainedConfig:
 
 def resolve_vision_tower(
     vision_tower: ConfigLike, pretrained_file: str | None = None
-) -> tuple[PreTrainedConfig, dict[str, torch.Tensor] | None]:
-    """Vision config and, for checkpoints, the weights of the tower's ``.model``."""
+) -> tuple[PreTrainedConfig, torch.nn.Module | None]:
+    """Vision config and, for checkpoints, the loaded encoder (the tower's ``.model``)."""
     if isinstance(vision_tower, str) and vision_tower.startswith(OPEN_CLIP_PREFIX):
         import open_clip
 
@@ -69,14 +69,13 @@ def resolve_vision_tower(
         clip = open_clip.create_model(name, pretrained=pretrained_file)
         preprocess = open_clip.get_model_preprocess_cfg(clip)
         config.image_mean, config.image_std = list(preprocess["mean"]), list(preprocess["std"])
-        return config, clip.visual.state_dict()
+        return config, clip.visual
     if pretrained_file is not None:
         raise ValueError("vision_tower_pretrained is only for open_clip:<model> towers")
     if isinstance(vision_tower, str):
         config = AutoConfig.from_pretrained(vision_tower)
         config = getattr(config, "vision_config", config)  # a full CLIP / SigLIP checkpoint
-        weights = AutoModel.from_pretrained(vision_tower, config=config).state_dict()
-        return config, weights
+        return config, AutoModel.from_pretrained(vision_tower, config=config)
     return _as_config(vision_tower, "vision_tower"), None
 
 
@@ -102,11 +101,11 @@ def build_model(
     id or path, or a config (random init). ``tokenizer`` (object or path; defaults to the LM's path)
     provides the image token id; ``<image>`` is added to it when missing and the LM's embeddings grow.
     """
-    vision_config, vision_weights = resolve_vision_tower(vision_tower, vision_tower_pretrained)
-    lm_weights = None
+    vision_config, vision_model = resolve_vision_tower(vision_tower, vision_tower_pretrained)
+    lm = None
     if isinstance(language_model, str):
-        text_config = AutoConfig.from_pretrained(language_model)
-        lm_weights = AutoModelForCausalLM.from_pretrained(language_model, config=text_config).state_dict()
+        lm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype)
+        text_config = lm.config
         tokenizer = language_model if tokenizer is None else tokenizer
     else:
         text_config = _as_config(language_model, "language_model")
@@ -126,11 +125,7 @@ def build_model(
         vision_feature_layer=vision_feature_layer,
         vision_feature_select_strategy=vision_feature_select_strategy,
     )
-    model = SecMllmForConditionalGeneration(config)
-    if vision_weights is not None:
-        model.vision_tower.model.load_state_dict(vision_weights)
-    if lm_weights is not None:
-        model.language_model.load_state_dict(lm_weights)
+    model = SecMllmForConditionalGeneration(config, language_model=lm, vision_model=vision_model)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     if dtype is not None:

@@ -47,13 +47,23 @@ class SecMllmPreTrainedModel(PreTrainedModel):
 class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
     """Vision tower + projector + connector + causal LM, with ``generate`` and a KV cache."""
 
-    def __init__(self, config: SecMllmConfig) -> None:
+    def __init__(
+        self,
+        config: SecMllmConfig,
+        language_model: PreTrainedModel | None = None,
+        vision_model: torch.nn.Module | None = None,
+    ) -> None:
+        """Build from ``config``; pretrained ``language_model`` / ``vision_model`` modules, when given, are
+        used as they are (so DeepSpeed ZeRO-3 partitioned checkpoints are never materialised twice)."""
         super().__init__(config)
-        self.vision_tower = build_vision_tower(config.vision_config)
+        for pretrained in (language_model, vision_model):
+            for module in pretrained.modules() if pretrained is not None else ():
+                module._is_hf_initialized = True  # post_init must keep loaded weights
+        self.vision_tower = build_vision_tower(config.vision_config, vision_model)
         self.projector = build_projector(config.projector_type, config.projector_config, self.vision_tower.hidden_size)
         self.num_image_tokens = self.projector.num_output_tokens(config.num_vision_patches)
         self.connector = build_connector(config.connector_type, self.projector.out_dim, config.text_config.hidden_size)
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
         if self.generation_config is not None:
             # A generated placeholder would ask for image features that do not exist.

@@ -39,9 +39,9 @@ class VisionTower(nn.Module):
 class HFVisionTower(VisionTower):
     """A transformers vision model (``CLIPVisionModel``, ``SiglipVisionModel``) under ``.model``."""
 
-    def __init__(self, config: PreTrainedConfig) -> None:
+    def __init__(self, config: PreTrainedConfig, model: nn.Module | None = None) -> None:
         super().__init__(config)
-        self.model = AutoModel.from_config(config)
+        self.model = model if model is not None else AutoModel.from_config(config)
         self.has_cls = config.model_type == "clip_vision_model"
 
     def forward(self, pixel_values: torch.Tensor, layer: int, strategy: str) -> torch.Tensor:
@@ -55,14 +55,14 @@ class HFVisionTower(VisionTower):
 class OpenClipVisionTower(VisionTower):
     """The ``visual`` module of an open_clip model under ``.model``."""
 
-    def __init__(self, config: OpenClipVisionConfig) -> None:
+    def __init__(self, config: OpenClipVisionConfig, model: nn.Module | None = None) -> None:
         super().__init__(config)
         try:
             import open_clip
         except ImportError as err:  # pragma: no cover - open_clip is a declared dependency
             raise ImportError("open_clip vision towers need `pip install open_clip_torch`") from err
         cfg = open_clip.model.CLIPVisionCfg(**config.vision_cfg)
-        self.model = open_clip.model._build_vision_tower(config.model_cfg.get("embed_dim", cfg.width), cfg)
+        self.model = model if model is not None else open_clip.model._build_vision_tower(config.model_cfg.get("embed_dim", cfg.width), cfg)
         self.num_layers = cfg.layers
 
     def forward(self, pixel_values: torch.Tensor, layer: int, strategy: str) -> torch.Tensor:
@@ -83,16 +83,17 @@ class OpenClipVisionTower(VisionTower):
         return feats
 
 
-def build_vision_tower(config: PreTrainedConfig) -> VisionTower:
-    """Tower for a vision config: open_clip for ``sec_mllm_open_clip_vision``, transformers otherwise."""
+def build_vision_tower(config: PreTrainedConfig, model: nn.Module | None = None) -> VisionTower:
+    """Tower for a vision config: open_clip for ``sec_mllm_open_clip_vision``, transformers otherwise.
+    ``model``: an already loaded encoder to wrap instead of a randomly initialised one."""
     if isinstance(config, OpenClipVisionConfig):
-        return OpenClipVisionTower(config)
+        return OpenClipVisionTower(config, model)
     if config.model_type not in ("clip_vision_model", "siglip_vision_model"):
         raise ValueError(
             f"unsupported vision tower type '{config.model_type}'; allowed: clip_vision_model, "
             f"siglip_vision_model, {OpenClipVisionConfig.model_type}"
         )
-    return HFVisionTower(config)
+    return HFVisionTower(config, model)
 
 
 def image_normalization(config: PreTrainedConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:

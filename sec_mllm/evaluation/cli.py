@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from .files import write_json_atomic
+from ..files import write_json_atomic
 from .runner import PROMPT_TEMPLATES, InferenceSettings, dist_info, generate_answers, load_questions
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from .files import iter_jsonl, read_json, require_keys
+from ..files import iter_jsonl, read_json, require_keys
 
 STEP_EXCLUDED = ("exist", "query: name", "choose name")
 

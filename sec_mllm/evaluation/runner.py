@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .files import iter_jsonl, require_keys
+from ..files import iter_jsonl, require_keys
 
 PROMPT_TEMPLATES = {
     "vicuna_v1": (

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .files import iter_jsonl, read_json, require_keys
+from ..files import iter_jsonl, read_json, require_keys
 
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {"none": "0"}

@@ -1,4 +1,4 @@
-"""File helpers for evaluation: JSON / JSONL readers whose errors name the file and line, atomic writes."""
+"""File helpers: JSON / JSONL readers whose errors name the file and line, and atomic writes."""
 
 from __future__ import annotations
 

@@ -1,0 +1,152 @@
+"""Command-line arguments of scripts/pretrain.py and scripts/finetune.py.
+
+Every argument LLaVA-1.5's scripts/v1_5 pretrain.sh, finetune.sh and finetune_lora.sh pass is accepted
+with LLaVA's meaning (``--mm_projector_type`` is the connector), including transformers 4 spellings
+that transformers 5 renamed (``--evaluation_strategy``). This project's own: ``--projector_type``,
+``--num_visual_tokens``, the ``--sec_*`` options, ``--projector_config`` (JSON), ``--skip_bad_samples``,
+``--tokenizer_name_or_path``. LLaVA options this project does not implement are refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import transformers
+
+RENAMED = {"--evaluation_strategy": "--eval_strategy"}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "causal LM: hub id or local path"})
+    vision_tower: str = field(default=None, metadata={"help": "CLIP / SigLIP hub id or path, or open_clip:<model>"})
+    vision_tower_pretrained: str | None = field(default=None, metadata={"help": "open_clip weights file"})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "defaults to model_name_or_path"})
+    version: str = field(default="v1", metadata={"help": "conversation template: plain, v1, chat_template"})
+    mm_projector_type: str = field(default="linear", metadata={"help": "connector (LLaVA's name): linear, mlp2x_gelu"})
+    projector_type: str = field(default="sec", metadata={"help": "token compressor: sec, identity, avgpool, tome, kmeans"})
+    num_visual_tokens: int | None = field(default=None, metadata={"help": "K, the projector's num_tokens"})
+    projector_config: str | None = field(default=None, metadata={"help": "JSON dict of further projector options"})
+    sec_grouping: str | None = field(default=None, metadata={"help": "band or interleave"})
+    sec_reduction: str | None = field(default=None, metadata={"help": "attn or mean"})
+    sec_order: str | None = field(default=None, metadata={"help": "score or position"})
+    sec_heads: int | None = field(default=None)
+    sec_key_projection: bool | None = field(default=None)
+    sec_position_embedding: bool | None = field(default=None)
+    mm_vision_select_layer: int = field(default=-2)
+    mm_vision_select_feature: str = field(default="patch", metadata={"help": "patch (drop CLS) or cls_patch"})
+    pretrain_mm_mlp_adapter: str | None = field(default=None, metadata={"help": "stage-1 mm_projector.bin"})
+    tune_mm_mlp_adapter: bool = field(default=False, metadata={"help": "stage 1: train projector + connector only"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "keep the language model frozen"})
+    unfreeze_mm_vision_tower: bool = field(default=False)
+    mm_use_im_start_end: bool = field(default=False)
+    mm_use_im_patch_token: bool = field(default=False)
+    mm_patch_merge_type: str = field(default="flat")
+
+
+@dataclass
+class DataArguments:
+    data_path: str = field(default=None, metadata={"help": "LLaVA JSON / JSONL file"})
+    image_folder: str | None = field(default=None)
+    image_aspect_ratio: str = field(default="square", metadata={"help": "pad, or square / original (no padding)"})
+    lazy_preprocess: bool = field(default=True, metadata={"help": "accepted for LLaVA compatibility; always lazy"})
+    is_multimodal: bool = field(default=True)
+    skip_bad_samples: bool = field(default=False, metadata={"help": "log, skip and count bad samples instead of failing"})
+
+
+@dataclass
+class TrainingArguments(transformers.TrainingArguments):
+    model_max_length: int = field(default=2048)
+    group_by_modality_length: bool = field(default=False)
+    mm_projector_lr: float | None = field(default=None, metadata={"help": "learning rate of projector + connector"})
+    mm_vision_tower_lr: float | None = field(default=None)
+    lora_enable: bool = field(default=False)
+    lora_r: int = field(default=64)
+    lora_alpha: int = field(default=16)
+    lora_dropout: float = field(default=0.05)
+    lora_weight_path: str = field(default="")
+    lora_bias: str = field(default="none")
+    bits: int = field(default=16)
+    double_quant: bool = field(default=True)
+    quant_type: str = field(default="nf4")
+    cache_dir: str | None = field(default=None)
+    freeze_mm_mlp_adapter: bool = field(default=False)
+    remove_unused_columns: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        if not torch.cuda.is_available():
+            if self.tf32:
+                raise SystemExit("--tf32 needs an NVIDIA GPU; this machine has none (drop --tf32 or pass --tf32 False)")
+            if self.fp16:
+                raise SystemExit("--fp16 is not supported on CPU; use --bf16 True or fp32")
+            self.use_cpu = True  # two CPU ranks under DeepSpeed need it
+        super().__post_init__()
+
+
+def check_supported(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """Refuse, with a message, the options this project does not implement or that cannot work here."""
+    refusals = []
+    if model_args.mm_use_im_start_end:
+        refusals.append("--mm_use_im_start_end True (image start/end tokens) is not supported; use False as LLaVA-1.5 does")
+    if model_args.mm_use_im_patch_token:
+        refusals.append("--mm_use_im_patch_token True is not supported; use False as LLaVA-1.5 does")
+    if model_args.mm_patch_merge_type != "flat":
+        refusals.append(f"--mm_patch_merge_type {model_args.mm_patch_merge_type} is not supported (only flat)")
+    if model_args.mm_vision_select_feature not in ("patch", "cls_patch"):
+        refusals.append(f"--mm_vision_select_feature must be patch or cls_patch, got {model_args.mm_vision_select_feature}")
+    if training_args.bits != 16:
+        refusals.append(f"--bits {training_args.bits}: quantized training is not supported (use 16)")
+    if training_args.lora_weight_path:
+        refusals.append("--lora_weight_path is not supported")
+    if training_args.lora_bias != "none":
+        refusals.append(f"--lora_bias {training_args.lora_bias} is not supported (only none)")
+    if data_args.image_aspect_ratio not in ("pad", "square", "original"):
+        refusals.append(f"--image_aspect_ratio {data_args.image_aspect_ratio} is not supported (pad, square, original)")
+    if not data_args.data_path:
+        refusals.append("--data_path is required")
+    if not model_args.vision_tower:
+        refusals.append("--vision_tower is required")
+    if refusals:
+        raise SystemExit("unsupported arguments:\n  " + "\n  ".join(refusals))
+
+
+def projector_config(model_args: ModelArguments) -> dict[str, Any]:
+    """The projector's config dict from --projector_config, --num_visual_tokens and the --sec_* options."""
+    config = json.loads(model_args.projector_config) if model_args.projector_config else {}
+    if model_args.num_visual_tokens is not None and model_args.projector_type != "identity":
+        config["num_tokens"] = model_args.num_visual_tokens
+    sec = {
+        "grouping": model_args.sec_grouping,
+        "reduction": model_args.sec_reduction,
+        "order": model_args.sec_order,
+        "heads": model_args.sec_heads,
+        "key_projection": model_args.sec_key_projection,
+        "position_embedding": model_args.sec_position_embedding,
+    }
+    sec = {k: v for k, v in sec.items() if v is not None}
+    if sec and model_args.projector_type != "sec":
+        raise SystemExit(f"--sec_* options only apply to --projector_type sec, not {model_args.projector_type}")
+    return {**config, **sec}
+
+
+def rename_flag(arg: str) -> str:
+    """Map a transformers 4 spelling (``--evaluation_strategy``, also ``--evaluation_strategy=no``) to today's."""
+    flag, sep, value = arg.partition("=")
+    return RENAMED.get(flag, flag) + sep + value
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [rename_flag(a) for a in argv]
+    parser = transformers.HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args, unknown = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if unknown:
+        raise SystemExit(f"unknown argument(s) {unknown}; see --help for the accepted ones")
+    check_supported(model_args, data_args, training_args)
+    return model_args, data_args, training_args
