@@ -53,7 +53,7 @@ def _as_config(spec: PreTrainedConfig | dict, what: str) -> PreTrainedConfig:
 
 
 def resolve_vision_tower(
-    vision_tower: ConfigLike, pretrained_file: str | None = None
+    vision_tower: ConfigLike, pretrained_file: str | None = None, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedConfig, torch.nn.Module | None]:
     """Vision config and, for checkpoints, the loaded encoder (the tower's ``.model``)."""
     if isinstance(vision_tower, str) and vision_tower.startswith(OPEN_CLIP_PREFIX):
@@ -69,13 +69,13 @@ def resolve_vision_tower(
         clip = open_clip.create_model(name, pretrained=pretrained_file)
         preprocess = open_clip.get_model_preprocess_cfg(clip)
         config.image_mean, config.image_std = list(preprocess["mean"]), list(preprocess["std"])
-        return config, clip.visual
+        return config, clip.visual.to(dtype) if dtype is not None else clip.visual
     if pretrained_file is not None:
         raise ValueError("vision_tower_pretrained is only for open_clip:<model> towers")
     if isinstance(vision_tower, str):
         config = AutoConfig.from_pretrained(vision_tower)
         config = getattr(config, "vision_config", config)  # a full CLIP / SigLIP checkpoint
-        return config, AutoModel.from_pretrained(vision_tower, config=config)
+        return config, AutoModel.from_pretrained(vision_tower, config=config, dtype=dtype)
     return _as_config(vision_tower, "vision_tower"), None
 
 
@@ -101,7 +101,7 @@ def build_model(
     id or path, or a config (random init). ``tokenizer`` (object or path; defaults to the LM's path)
     provides the image token id; ``<image>`` is added to it when missing and the LM's embeddings grow.
     """
-    vision_config, vision_model = resolve_vision_tower(vision_tower, vision_tower_pretrained)
+    vision_config, vision_model = resolve_vision_tower(vision_tower, vision_tower_pretrained, dtype)
     lm = None
     if isinstance(language_model, str):
         lm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype)
@@ -128,8 +128,10 @@ def build_model(
     model = SecMllmForConditionalGeneration(config, language_model=lm, vision_model=vision_model)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
-    if dtype is not None:
-        model.to(dtype)
+    if dtype is not None:  # loaded parts came in this dtype; under ZeRO-3 they must not be cast again
+        for part in (model.projector, model.connector, model.vision_tower, model.language_model):
+            if (vision_model is None or part is not model.vision_tower) and (lm is None or part is not model.language_model):
+                part.to(dtype)
     model.vision_tower.requires_grad_(not freeze_vision_tower)
     return model
 

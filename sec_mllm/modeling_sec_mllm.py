@@ -56,6 +56,9 @@ class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
         """Build from ``config``; pretrained ``language_model`` / ``vision_model`` modules, when given, are
         used as they are (so DeepSpeed ZeRO-3 partitioned checkpoints are never materialised twice)."""
         super().__init__(config)
+        if language_model is not None and config.text_config._attn_implementation is None:
+            # building the composite config reset the loaded LM's choice; use the one just resolved
+            config.text_config._attn_implementation = config._attn_implementation
         for pretrained in (language_model, vision_model):
             for module in pretrained.modules() if pretrained is not None else ():
                 module._is_hf_initialized = True  # post_init must keep loaded weights

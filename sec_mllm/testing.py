@@ -90,3 +90,53 @@ def tiny_llama_config(vocab_size: int = 256, hidden_size: int = 64, layers: int 
         pad_token_id=3,
         tie_word_embeddings=tie_word_embeddings,
     )
+
+
+def write_tiny_checkpoints(folder: str, seed: int = 0) -> tuple[str, str]:
+    """Save a tiny Llama (with the offline tokenizer) and a tiny CLIP vision model; return their paths."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM, CLIPVisionModel
+
+    root = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(list(DEFAULT_CORPUS) + [f"a {c} {s}" for c in COLORS for s in ("square", "image")])
+    lm = AutoModelForCausalLM.from_config(tiny_llama_config(vocab_size=len(tokenizer)))
+    lm.save_pretrained(root / "lm")
+    tokenizer.save_pretrained(root / "lm")
+    CLIPVisionModel(tiny_clip_vision_config()).save_pretrained(root / "clip")
+    return str(root / "lm"), str(root / "clip")
+
+
+COLORS = ("red", "green", "blue", "yellow")
+
+
+def write_tiny_llava_data(folder: str, num_samples: int = 8) -> tuple[str, str, str]:
+    """Solid-colour squares on a grey canvas with captions (stage-1 JSON) and questions (stage-2 JSON,
+    with one multi-turn and one text-only sample). Returns (caption file, instruction file, image folder)."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(folder)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    captions, instructions = [], []
+    for i in range(num_samples):
+        color = COLORS[i % len(COLORS)]
+        rgb = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 20)}[color]
+        image = Image.new("RGB", (40, 32), (128, 128, 128))
+        image.paste(rgb, (4 + i, 4, 28 + i, 28))
+        image.save(root / "images" / f"{i}.png")
+        captions.append({"id": f"cap{i}", "image": f"{i}.png", "conversations": [
+            {"from": "human", "value": "<image>\nDescribe the image briefly."}, {"from": "gpt", "value": f"a {color} square"}]})
+        turns = [{"from": "human", "value": "What color is the square?\n<image>"}, {"from": "gpt", "value": color}]
+        if i == 0:
+            turns += [{"from": "human", "value": "What shape is it?"}, {"from": "gpt", "value": "square"}]
+        instructions.append({"id": f"ins{i}", "image": f"{i}.png", "conversations": turns})
+    instructions.append({"id": "text0", "conversations": [
+        {"from": "human", "value": "Say yes."}, {"from": "gpt", "value": "yes"}]})
+    (root / "captions.json").write_text(json.dumps(captions))
+    (root / "instructions.json").write_text(json.dumps(instructions))
+    return str(root / "captions.json"), str(root / "instructions.json"), str(root / "images")

@@ -1,0 +1,33 @@
+"""Merge a LoRA stage-2 output into a full SEC-MLLM.
+
+The LoRA output folder holds the PEFT adapter, ``non_lora_trainables.bin`` (projector + connector),
+the processor and ``run_config.json``; the base model is rebuilt from the run configuration (the same
+vision tower and language model checkpoints must be reachable), the trained projector + connector are
+loaded, and the adapter is merged into the language model's weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import PeftModel
+from transformers import AutoProcessor
+
+from ..files import read_json
+from .arguments import ModelArguments
+from .checkpoints import NON_LORA_FILE, RUN_CONFIG_FILE, load_mm_projector
+
+
+def merge_lora_checkpoint(path: str):
+    """Returns ``(merged model, processor)`` for a LoRA output folder."""
+    from .run import build_from_args
+
+    folder = Path(path)
+    run_config = read_json(folder / RUN_CONFIG_FILE)
+    fields = set(ModelArguments.__dataclass_fields__)
+    model_args = ModelArguments(**{k: v for k, v in run_config["model"].items() if k in fields})
+    processor = AutoProcessor.from_pretrained(folder)
+    base = build_from_args(model_args, processor.tokenizer)
+    load_mm_projector(base, str(folder / NON_LORA_FILE))
+    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
+    return merged.eval(), processor

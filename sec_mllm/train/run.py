@@ -1,0 +1,132 @@
+"""The training driver behind scripts/pretrain.py (stage 1) and scripts/finetune.py (stage 2).
+
+Builds the model (every rank does: under ZeRO-3 building is a collective), loads the stage-1
+projector + connector (``--pretrain_mm_mlp_adapter``), applies LoRA when asked, freezes per stage, trains
+with transformers' Trainer (DeepSpeed when ``--deepspeed`` is given) and writes:
+
+* stage 1: ``mm_projector.bin`` (projector + connector), the model ``config.json`` and the processor;
+* stage 2: a full model that ``AutoModel.from_pretrained`` loads, with its processor; with LoRA, the
+  adapter, ``non_lora_trainables.bin`` and the processor (``scripts/merge_lora.py`` makes a full model);
+* always: ``run_config.json``, the resolved arguments (training flags never enter ``config.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer
+
+from ..builder import build_model, build_processor
+from ..data import LlavaCollator, LlavaDataset
+from .arguments import ModelArguments, parse_args, projector_config
+from .checkpoints import NON_LORA_FILE, load_mm_projector, save_mm_projector, save_run_config
+from .stages import configure_trainable
+from .trainer import SecMllmTrainer
+
+logger = logging.getLogger("sec_mllm.train")
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """Every Linear layer of the language model except its output head."""
+    return [
+        name for name, module in model.named_modules()
+        if name.startswith("language_model.") and isinstance(module, nn.Linear) and not name.endswith("lm_head")
+    ]
+
+
+def build_from_args(model_args: ModelArguments, tokenizer, dtype: torch.dtype | None = None):
+    """The SEC-MLLM that the model arguments describe (shared by training and scripts/merge_lora.py)."""
+    return build_model(
+        model_args.vision_tower,
+        model_args.model_name_or_path,
+        model_args.projector_type,
+        projector_config(model_args),
+        model_args.mm_projector_type,
+        tokenizer=tokenizer,
+        vision_feature_layer=model_args.mm_vision_select_layer,
+        vision_feature_select_strategy="default" if model_args.mm_vision_select_feature == "patch" else "full",
+        vision_tower_pretrained=model_args.vision_tower_pretrained,
+        dtype=dtype,
+    )
+
+
+def main(stage: int, argv: list[str] | None = None) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
+    model_args, data_args, args = parse_args(argv)
+    if model_args.tune_mm_mlp_adapter:
+        stage = 1
+    # Set up the process group now: ZeRO-3 builds partitioned models and sizes its batches from it.
+    logger.info("rank %d of %d on %s", args.process_index, args.world_size, args.device)
+    if args.deepspeed:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
+        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
+        model_max_length=args.model_max_length,
+        padding_side="right",
+        cache_dir=args.cache_dir,
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
+    model = build_from_args(model_args, tokenizer, dtype)
+    model.config.use_cache = False
+    processor = build_processor(
+        model.config, tokenizer, image_aspect_ratio="pad" if data_args.image_aspect_ratio == "pad" else "original"
+    )
+    if model_args.pretrain_mm_mlp_adapter:
+        count = load_mm_projector(model, model_args.pretrain_mm_mlp_adapter)
+        logger.info("loaded %d projector/connector tensors from %s", count, model_args.pretrain_mm_mlp_adapter)
+
+    lora = stage == 2 and args.lora_enable
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                            target_modules=lora_targets(model), bias="none")
+        model = get_peft_model(model, config)
+    table = configure_trainable(
+        model, stage, lora=lora, tune_vision_tower=model_args.unfreeze_mm_vision_tower,
+        freeze_connector=args.freeze_mm_mlp_adapter, freeze_language_model=model_args.freeze_backbone,
+    )
+    if args.process_index == 0:
+        print(f"stage {stage} trainable parameters:\n{table}", flush=True)
+
+    dataset = LlavaDataset(
+        data_args.data_path, processor, model_args.version, data_args.image_folder,
+        max_length=args.model_max_length, skip_bad_samples=data_args.skip_bad_samples,
+    )
+    if args.process_index == 0:
+        save_run_config(args.output_dir, model=model_args, data=data_args, training=args)
+    trainer = SecMllmTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=LlavaCollator(tokenizer.pad_token_id),
+        processing_class=processor,
+        modality_lengths=dataset.modality_lengths,
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if dataset.num_skipped:
+        logger.warning("skipped %d bad sample(s) of %s", dataset.num_skipped, data_args.data_path)
+
+    main_process = trainer.is_world_process_zero()
+    if stage == 1:
+        save_mm_projector(trainer.model, args.output_dir, main_process)
+        if main_process:
+            model.config.save_pretrained(args.output_dir)
+    elif lora:
+        trainer.save_model(args.output_dir)  # the adapter (gathered under ZeRO-3)
+        save_mm_projector(trainer.model, args.output_dir, main_process, NON_LORA_FILE)
+    else:
+        trainer.save_model(args.output_dir)
+    if main_process:
+        processor.save_pretrained(args.output_dir)
+        logger.info("stage %d output written to %s", stage, args.output_dir)
