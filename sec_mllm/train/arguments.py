@@ -2,7 +2,7 @@
 
 Every argument LLaVA-1.5's scripts/v1_5 pretrain.sh, finetune.sh and finetune_lora.sh pass is accepted
 with LLaVA's meaning (``--mm_projector_type`` is the connector), including transformers 4 spellings
-that transformers 5 renamed (``--evaluation_strategy``). This project's own: ``--projector_type``,
+that transformers 5 renamed (``--evaluation_strategy``, ``--warmup_ratio``). This project's own: ``--projector_type``,
 ``--num_visual_tokens``, the ``--sec_*`` options, ``--projector_config`` (JSON), ``--skip_bad_samples``,
 ``--tokenizer_name_or_path``. LLaVA options this project does not implement are refused with a message.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import transformers
 
-RENAMED = {"--evaluation_strategy": "--eval_strategy"}
+RENAMED = {"--evaluation_strategy": "--eval_strategy", "--warmup_ratio": "--warmup_steps"}
 
 
 @dataclass
@@ -141,6 +141,11 @@ def rename_flag(arg: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv):
+        if arg.partition("=")[0] == "--warmup_ratio":  # transformers 5 reads warmup_steps < 1 as a ratio
+            value = arg.partition("=")[2] or (argv[i + 1] if i + 1 < len(argv) else "")
+            if not 0 <= float(value or "nan") < 1:
+                raise SystemExit(f"--warmup_ratio must be in [0, 1), got {value!r}")
     argv = [rename_flag(a) for a in argv]
     parser = transformers.HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args, unknown = parser.parse_args_into_dataclasses(

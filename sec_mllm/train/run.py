@@ -130,3 +130,6 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     if main_process:
         processor.save_pretrained(args.output_dir)
         logger.info("stage %d output written to %s", stage, args.output_dir)
+    if torch.distributed.is_initialized():  # a clean teardown: gloo threads alive at exit abort the process
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

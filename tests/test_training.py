@@ -1,0 +1,147 @@
+"""Both training stages through the real `deepspeed` launcher on tiny models (CPU ranks, gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModel, AutoProcessor
+
+from sec_mllm.data.templates import VICUNA_SYSTEM
+from sec_mllm.testing import write_tiny_checkpoints, write_tiny_llava_data
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    lm, clip = write_tiny_checkpoints(str(root))
+    captions, instructions, images = write_tiny_llava_data(str(root / "data"))
+    return {"root": root, "lm": lm, "clip": clip, "captions": captions, "instructions": instructions, "images": images}
+
+
+def launch(script: str, ranks: int, args: list[str]) -> str:
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks), "--master_port", str(free_port()),
+           str(ROOT / "scripts" / script), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    return out
+
+
+def losses(log: str) -> list[float]:
+    return [float(x) for x in re.findall(r"'loss': '([\d.]+)'", log)]
+
+
+def common(tiny, output_dir, data, version) -> list[str]:
+    return ["--model_name_or_path", tiny["lm"], "--vision_tower", tiny["clip"], "--version", version,
+            "--data_path", data, "--image_folder", tiny["images"], "--mm_projector_type", "mlp2x_gelu",
+            "--projector_type", "sec", "--num_visual_tokens", "4", "--output_dir", str(output_dir),
+            "--per_device_train_batch_size", "2", "--report_to", "none", "--dataloader_num_workers", "0",
+            "--evaluation_strategy", "no", "--lazy_preprocess", "True"]
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny):
+    out = tiny["root"] / "stage1"
+    log = launch("pretrain.py", 2, common(tiny, out, tiny["captions"], "plain") + [
+        "--deepspeed", "configs/deepspeed/zero2.json", "--tune_mm_mlp_adapter", "True", "--bf16", "True",
+        "--max_steps", "30", "--learning_rate", "2e-2", "--logging_steps", "5", "--save_strategy", "no"])
+    return out, log
+
+
+def test_stage1_zero2_two_ranks(stage1):
+    out, log = stage1
+    values = losses(log)
+    assert len(values) >= 4 and values[-1] < values[0], values
+    weights = torch.load(out / "mm_projector.bin", weights_only=True)
+    assert {k.split(".")[0] for k in weights} == {"projector", "connector"}
+    config = json.loads((out / "config.json").read_text())
+    assert "learning_rate" not in json.dumps(config) and config["projector_config"] == {"num_tokens": 4}
+    run_config = json.loads((out / "run_config.json").read_text())
+    assert run_config["training"]["learning_rate"] == 0.02 and run_config["model"]["projector_type"] == "sec"
+    assert "stage 1 trainable parameters" in log
+
+
+def test_stage2_zero3_starts_from_stage1_weights(tiny, stage1):
+    out = tiny["root"] / "handoff"
+    launch("finetune.py", 2, common(tiny, out, tiny["instructions"], "v1") + [
+        "--deepspeed", "configs/deepspeed/zero3.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
+        "--bf16", "True", "--max_steps", "2", "--learning_rate", "0", "--save_strategy", "no"])
+    stage1_weights = torch.load(stage1[0] / "mm_projector.bin", weights_only=True)
+    model = AutoModel.from_pretrained(out)
+    saved = {k: v for k, v in model.state_dict().items() if k.startswith(("projector.", "connector."))}
+    assert saved.keys() == stage1_weights.keys()
+    for key, value in stage1_weights.items():
+        assert torch.equal(saved[key].float(), value.float()), key
+
+
+def test_stage2_zero3_learns_and_loads_with_automodel(tiny, stage1):
+    out = tiny["root"] / "stage2"
+    log = launch("finetune.py", 2, common(tiny, out, tiny["instructions"], "v1") + [
+        "--deepspeed", "configs/deepspeed/zero3.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
+        "--image_aspect_ratio", "pad", "--group_by_modality_length", "True", "--gradient_checkpointing", "True",
+        "--bf16", "True", "--max_steps", "30", "--learning_rate", "5e-3", "--logging_steps", "10", "--save_strategy", "no"])
+    values = losses(log)
+    assert values[-1] < 0.7 * values[0], values
+    model = AutoModel.from_pretrained(out).eval()
+    processor = AutoProcessor.from_pretrained(out)
+    inputs = processor(images=Image.open(Path(tiny["images"]) / "0.png"),
+                       text=VICUNA_SYSTEM + " USER: <image>\nWhat color is the square? ASSISTANT:")
+    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_lora_resume_and_merge(tiny, stage1):
+    out = tiny["root"] / "lora"
+    args = common(tiny, out, tiny["instructions"], "v1") + [
+        "--deepspeed", "configs/deepspeed/zero2.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
+        "--lora_enable", "True", "--lora_r", "8", "--lora_alpha", "16", "--mm_projector_lr", "1e-3",
+        "--max_steps", "8", "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "4"]
+    first = launch("finetune.py", 1, args)
+    assert (out / "checkpoint-4").is_dir() and (out / "adapter_model.safetensors").is_file()
+    resumed = launch("finetune.py", 1, args + ["--resume_from_checkpoint", str(out / "checkpoint-4")])
+    assert len(losses(resumed)) == 4  # steps 5..8 only
+    assert losses(resumed) == pytest.approx(losses(first)[4:], rel=1e-3)
+
+    from peft import PeftModel
+
+    from sec_mllm.train.checkpoints import load_mm_projector
+    from sec_mllm.train.lora import merge_lora_checkpoint
+    from sec_mllm.train.run import build_from_args
+    from sec_mllm.train.arguments import ModelArguments
+
+    processor = AutoProcessor.from_pretrained(out)
+    run = json.loads((out / "run_config.json").read_text())["model"]
+    base = build_from_args(ModelArguments(**run), processor.tokenizer)
+    load_mm_projector(base, str(out / "non_lora_trainables.bin"))
+    unmerged = PeftModel.from_pretrained(base, out).eval()
+    inputs = processor(images=Image.open(Path(tiny["images"]) / "1.png"), text="USER: <image>\nWhat color? ASSISTANT:")
+    with torch.no_grad():
+        expected = unmerged(**inputs).logits
+    merged_dir = tiny["root"] / "merged"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "merge_lora.py"), "--model-path", str(out),
+                             "--save-model-path", str(merged_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = AutoModel.from_pretrained(merged_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
+    assert not any("lora_" in k for k in merged.state_dict())
+    del merge_lora_checkpoint  # the script above is the path under test
