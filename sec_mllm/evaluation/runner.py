@@ -32,6 +32,7 @@ PROMPT_TEMPLATES = {
         "detailed, and polite answers to the user's questions. USER: {question} ASSISTANT:"
     ),
     "plain": "{question}",
+    "chat_template": None,  # the tokenizer's own chat template (Llama 3, Qwen2, ...)
 }
 STANDARD_KEYS = ("question_id", "image", "text", "category")
 
@@ -97,6 +98,15 @@ def read_done(path: Path) -> set[tuple[str, str]]:
     return done
 
 
+def build_prompt(tokenizer: Any, template: str | None, question: str) -> str:
+    """The inference prompt: a format string, or (``None``) the tokenizer's chat template with a generation prompt."""
+    if template is not None:
+        return template.format(question=question)
+    if tokenizer.chat_template is None:
+        raise ValueError("--conv-mode chat_template needs a tokenizer with a chat_template")
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+
+
 def _collate(batch: list[tuple[dict[str, Any], Image.Image]]) -> tuple[list[dict[str, Any]], list[Image.Image]]:
     return [b[0] for b in batch], [b[1] for b in batch]
 
@@ -129,7 +139,7 @@ def generate_answers(
     )
     with shard.open("a", encoding="utf-8") as out, tqdm(total=len(mine), desc=f"answers (rank {rank})", disable=rank != 0) as bar:
         for batch_rows, images in loader:
-            prompts = [template.format(question="<image>\n" + r["text"]) for r in batch_rows]
+            prompts = [build_prompt(processor.tokenizer, template, "<image>\n" + r["text"]) for r in batch_rows]
             inputs = processor(images=images, text=prompts, return_tensors="pt").to(model.device)
             ids = model.generate(**inputs, max_new_tokens=settings.max_new_tokens, do_sample=False)
             texts = processor.tokenizer.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
