@@ -9,7 +9,8 @@ better). When their inputs exist: validity / plausibility (a choices file), cons
 question present with a prediction), grounding (scene graphs and attention maps). Metrics whose inputs
 are absent are reported as ``None`` ("n/a"), never as 0.
 
-Differences from eval.py, on purpose: a missing input gives ``None`` instead of a crash or a 0.00%;
+Differences from eval.py, on purpose: a missing input gives ``None`` instead of a crash or a 0.00%
+(consistency is ``None`` too when no scored question has entailed questions, where eval.py prints 0.00%);
 grounding keeps eval.py's arithmetic (attention[i][j] is the cell at x = i, y = j; the whole-scene
 region is never added, as in eval.py) so the numbers agree.
 """
@@ -100,7 +101,8 @@ def gqa_metrics(
         raise ValueError(
             f"consistency needs every entailed question with a prediction; {len(absent)} missing, e.g. {absent[:5]}"
         )
-    do_consistency = consistency_ok if consistency is None else consistency
+    has_entailed = bool(entailed_needed)
+    do_consistency = (consistency_ok and has_entailed) if consistency is None else consistency
 
     acc: list[float] = []
     by_type: dict[str, list[float]] = {"binary": [], "open": []}

@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory of projectors and whole models (speed.py)."""

@@ -1,0 +1,191 @@
+"""Speed and memory of token compression, measured in one run as ratios to baselines from the same run.
+
+a. projector time alone at N = 576, D = 1024 for K in {144, 64, 36} (sec, kmeans with 10 iterations,
+   tome, avgpool), with `sec` as the reference;
+b. the projector's share of a whole forward pass (vision tower + projector + connector + LM prefill);
+c. prefill latency of the whole model against K, computed as generate does it (logits of the last
+   position only), with `identity` (576 tokens) as the baseline; beside each speedup, the bare language
+   model's own speedup for the same sequence lengths (same run, no vision tower or projector) and the
+   ideal token-count ratio (576 + T) / (K + T) for T text tokens;
+d. KV-cache bytes (measured on the returned cache) and peak memory against K (CUDA: peak allocated;
+   CPU: peak resident-set growth of the process, a coarse figure);
+e. stage-2 training samples per second against K (forward, backward and AdamW step of connector +
+   projector + LM, vision tower frozen).
+
+Every timing: warm-up runs, then the median of repeats. Shapes: a CLIP ViT-L/14-336-shaped vision
+feature grid (576 x 1024) feeds the projectors; the whole-model runs use a scaled-down CLIP tower
+producing that grid and a Llama-shaped LM whose size is set by the caller (the 7B shape on a GPU).
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from transformers import CLIPVisionConfig, LlamaConfig
+
+from ..configuration_sec_mllm import SecMllmConfig
+from ..modeling_sec_mllm import SecMllmForConditionalGeneration
+from ..projectors import build_projector
+
+KS = (144, 64, 36)
+N, D = 576, 1024
+
+
+@dataclass
+class SpeedSettings:
+    lm_width: int = 1024
+    lm_layers: int = 8
+    lm_heads: int = 16
+    vision_width: int = 256
+    vision_layers: int = 2
+    text_tokens: int = 64
+    batch: int = 1
+    train_batch: int = 4
+    warmup: int = 2
+    repeats: int = 5
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def quick(cls) -> "SpeedSettings":
+        return cls(lm_width=512, lm_layers=4, lm_heads=8, vision_layers=1, repeats=3, warmup=1, train_batch=2)
+
+
+def timed(fn: Callable[[], Any], settings: SpeedSettings) -> float:
+    """Median wall time of ``fn`` in milliseconds."""
+    sync = torch.cuda.synchronize if settings.device.startswith("cuda") else (lambda: None)
+    for _ in range(settings.warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(settings.repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def projector_configs(k: int) -> dict[str, dict[str, Any]]:
+    return {"sec": {"num_tokens": k}, "kmeans": {"num_tokens": k, "iterations": 10}, "tome": {"num_tokens": k}, "avgpool": {"num_tokens": k}}
+
+
+@torch.no_grad()
+def projector_times(settings: SpeedSettings) -> dict[str, dict[str, float]]:
+    x = torch.randn(settings.batch, N, D, device=settings.device, dtype=settings.dtype)  # [B, N, D]
+    out: dict[str, dict[str, float]] = {}
+    for k in KS:
+        for name, cfg in projector_configs(k).items():
+            proj = build_projector(name, cfg, D).to(settings.device, settings.dtype).eval()
+            out.setdefault(name, {})[str(k)] = timed(lambda: proj(x), settings)
+    return out
+
+
+def build_model(settings: SpeedSettings, projector: str, k: int | None) -> SecMllmForConditionalGeneration:
+    vision = CLIPVisionConfig(image_size=336, patch_size=14, hidden_size=settings.vision_width, intermediate_size=4 * settings.vision_width,
+                              num_hidden_layers=settings.vision_layers, num_attention_heads=max(1, settings.vision_width // 64))
+    text = LlamaConfig(vocab_size=32064, hidden_size=settings.lm_width, intermediate_size=int(2.6875 * settings.lm_width),
+                       num_hidden_layers=settings.lm_layers, num_attention_heads=settings.lm_heads,
+                       num_key_value_heads=settings.lm_heads, max_position_embeddings=4096)
+    config = SecMllmConfig(vision_config=vision, text_config=text, projector_type=projector,
+                           projector_config={} if k is None else {"num_tokens": k}, image_token_id=32000)
+    torch.manual_seed(0)
+    return SecMllmForConditionalGeneration(config).to(settings.device, settings.dtype).eval()
+
+
+def _inputs(model: SecMllmForConditionalGeneration, settings: SpeedSettings, batch: int) -> dict[str, torch.Tensor]:
+    k = model.num_image_tokens
+    text = torch.randint(5, 31000, (batch, settings.text_tokens), device=settings.device)
+    image = torch.full((batch, k), model.config.image_token_id, device=settings.device)
+    pixels = torch.randn(batch, 3, 336, 336, device=settings.device, dtype=settings.dtype)
+    return {"input_ids": torch.cat([text[:, :4], image, text[:, 4:]], dim=1), "pixel_values": pixels}
+
+
+def _peak_memory_mb(fn: Callable[[], Any], settings: SpeedSettings) -> float:
+    gc.collect()
+    if settings.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # KiB -> MiB; 0 if below the old peak
+
+
+@torch.no_grad()
+def prefill(settings: SpeedSettings) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Whole-model and LM-only prefill per K (identity = 576 tokens first), plus the projector's share."""
+    results: dict[str, dict[str, float]] = {}
+    share: dict[str, float] = {}
+    runs = [("identity", None)] + [("sec", k) for k in KS]
+    for projector, k in runs:
+        model = build_model(settings, projector, k)
+        inputs = _inputs(model, settings, settings.batch)
+        embeds = torch.randn(settings.batch, inputs["input_ids"].shape[1], settings.lm_width, device=settings.device, dtype=settings.dtype)
+        whole = timed(lambda: model(**inputs, logits_to_keep=1, use_cache=True), settings)
+        lm_only = timed(lambda: model.language_model(inputs_embeds=embeds, logits_to_keep=1, use_cache=True), settings)
+        feats = model.vision_tower(inputs["pixel_values"], model.config.vision_feature_layer, model.config.vision_feature_select_strategy)
+        proj_ms = timed(lambda: model.projector(feats), settings)
+        cache = model(**inputs, logits_to_keep=1, use_cache=True).past_key_values
+        kv_bytes = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+        peak = _peak_memory_mb(lambda: model(**inputs, logits_to_keep=1, use_cache=True), settings)
+        key = str(model.num_image_tokens)
+        results[key] = {"ms": whole, "lm_only_ms": lm_only, "kv_cache_bytes": kv_bytes, "peak_memory_mb": peak,
+                        "sequence_length": inputs["input_ids"].shape[1]}
+        share[key] = proj_ms / whole
+        del model
+        gc.collect()
+    base = results[str(N)]
+    for key, row in results.items():
+        t = settings.text_tokens
+        row["speedup"] = base["ms"] / row["ms"]
+        row["lm_only_speedup"] = base["lm_only_ms"] / row["lm_only_ms"]
+        row["ideal_speedup"] = (N + t) / (int(key) + t)
+        row["fraction_of_lm_speedup"] = row["speedup"] / row["lm_only_speedup"]
+        row["fraction_of_ideal"] = row["speedup"] / row["ideal_speedup"]
+    return results, share
+
+
+def train_throughput(settings: SpeedSettings) -> dict[str, float]:
+    """Samples per second of a stage-2 step (LM, connector and projector train; vision frozen)."""
+    out = {}
+    for projector, k in [("identity", None)] + [("sec", k) for k in KS]:
+        model = build_model(settings, projector, k).train()
+        model.vision_tower.requires_grad_(False)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        inputs = _inputs(model, settings, settings.train_batch)
+        labels = inputs["input_ids"].masked_fill(inputs["input_ids"] == model.config.image_token_id, -100)
+
+        def step() -> None:
+            loss = model(**inputs, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        out[str(model.num_image_tokens)] = settings.train_batch / (timed(step, settings) / 1000)
+        del model, optimizer
+        gc.collect()
+    return out
+
+
+def run_speed(settings: SpeedSettings) -> dict[str, Any]:
+    torch.manual_seed(0)
+    projector_ms = projector_times(settings)
+    prefill_rows, share = prefill(settings)
+    return {
+        "settings": {k: str(v) for k, v in vars(settings).items()},
+        "device": torch.cuda.get_device_name() if settings.device.startswith("cuda") else "cpu",
+        "threads": torch.get_num_threads(),
+        "projector_ms": projector_ms,
+        "projector_speedup_vs_sec": {name: {k: v / projector_ms["sec"][k] for k, v in row.items()} for name, row in projector_ms.items()},
+        "projector_share_of_forward": share,
+        "prefill": prefill_rows,
+        "train_samples_per_s": train_throughput(settings),
+    }
