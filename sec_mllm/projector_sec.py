@@ -70,18 +70,18 @@ def fourier_features(pos: torch.Tensor) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # [..., 4F]
 
 
-def equitable_assignment(scores: torch.Tensor, num_clusters: int, grouping: str) -> torch.Tensor:
-    """Cluster id per token from its score rank: ``scores`` ``[..., N]`` -> LongTensor ``[..., N]``.
+def equitable_assignment(scores: torch.Tensor, num_clusters: int, grouping: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cluster id per token from its score rank, and the sort order.
 
-    Rank 0 is the highest score; ties keep raster order (stable sort), so the result is deterministic.
+    ``scores`` ``[..., N]`` -> (cluster ``[..., N]``, order ``[..., N]`` = token index at each rank). Rank 0
+    is the highest score; ties keep raster order (stable sort), so the result is deterministic.
     """
     n = scores.shape[-1]
     order = torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [..., N]
     ranks = torch.arange(n, device=scores.device).expand_as(order)
     rank = torch.empty_like(order).scatter_(-1, order, ranks)  # [..., N] rank of each token
-    if grouping == "band":
-        return rank * num_clusters // n
-    return rank % num_clusters
+    cluster = rank * num_clusters // n if grouping == "band" else rank % num_clusters
+    return cluster, order
 
 
 class SecProjector(Projector):
@@ -125,31 +125,15 @@ class SecProjector(Projector):
         with torch.no_grad():
             glob = keys.mean(dim=2, keepdim=True)  # [B, H, 1, dh]
             scores = F.cosine_similarity(keys.float(), glob.float(), dim=-1)  # [B, H, N]
-            cluster = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N]
-        gather_idx = cluster.unsqueeze(-1).expand(b, h, n, dh)  # [B, H, N, dh]
-        counts = torch.zeros(b, h, k, device=x.device, dtype=x.dtype).scatter_add_(
-            -1, cluster, torch.ones_like(cluster, dtype=x.dtype)
-        )  # [B, H, K]
-        means = values.new_zeros(b, h, k, dh).scatter_add(2, gather_idx, values) / counts[..., None]  # [B, H, K, dh]
-
-        if self.query is not None:
-            q = self.query(means.transpose(1, 2).reshape(b, k, d)).view(b, k, h, dh).transpose(1, 2)  # [B, H, K, dh]
-            logits = (q.gather(2, gather_idx) * keys).sum(-1) / math.sqrt(dh)  # [B, H, N]
-            cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(
-                -1, cluster, logits, reduce="amax", include_self=True
-            )  # [B, H, K]
-            weights = torch.exp(logits - cmax.gather(-1, cluster).detach())  # [B, H, N]
-            denom = logits.new_zeros(b, h, k).scatter_add(-1, cluster, weights)  # [B, H, K]
-            weights = weights / denom.gather(-1, cluster)  # softmax over the members of each cluster
-            pooled = values.new_zeros(b, h, k, dh).scatter_add(2, gather_idx, weights[..., None] * values)
+            cluster, order = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N] each
+        raster = torch.arange(n, device=x.device)  # [N]
+        side = grid_side(n, "sec position_embedding input token count") if self.pos_embed is not None else None
+        if n % k == 0:
+            pooled, mean_raster, mean_rc = self._reduce_equal(keys, values, order, k, raster, side)
         else:
-            pooled = means  # [B, H, K, dh]
+            pooled, mean_raster, mean_rc = self._reduce_scatter(keys, values, cluster, k, raster, side)
         tokens = pooled.transpose(1, 2).reshape(b, k, d)  # [B, K, D]
 
-        raster = torch.arange(n, device=x.device, dtype=x.dtype)  # [N]
-        mean_raster = (
-            torch.zeros_like(counts).scatter_add_(-1, cluster, raster.expand(b, h, n)) / counts
-        ).mean(1)  # [B, K]
         if self.config.order == "position":
             perm = torch.sort(mean_raster, dim=-1, stable=True).indices  # [B, K]
         else:
@@ -158,15 +142,70 @@ class SecProjector(Projector):
         tokens = tokens.gather(1, perm.unsqueeze(-1).expand(b, k, d))  # [B, K, D]
 
         if self.pos_embed is not None:
-            side = grid_side(n, "sec position_embedding input token count")
-            rc = torch.stack([raster // side, raster % side], dim=-1)  # [N, 2]
-            rc = (rc + 0.5) / side
-            mean_rc = torch.zeros(b, h, k, 2, device=x.device, dtype=x.dtype).scatter_add_(
-                2, cluster.unsqueeze(-1).expand(b, h, n, 2), rc.expand(b, h, n, 2)
-            ) / counts[..., None]  # [B, H, K, 2]
             mean_rc = mean_rc.mean(1).gather(1, perm.unsqueeze(-1).expand(b, k, 2))  # [B, K, 2]
-            tokens = tokens + self.pos_embed(fourier_features(mean_rc))
+            tokens = tokens + self.pos_embed(fourier_features(mean_rc.to(x.dtype)))
 
         per_head = slot.unsqueeze(1).expand(b, h, k).gather(-1, cluster)  # [B, H, N] output slot per token
         aux = {"assignment": per_head[:, 0], "assignment_per_head": per_head, "scores": scores}
         return ProjectorOutput(tokens=tokens, aux=aux)
+
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Attention logits of each cluster query with its members' keys, scaled."""
+        return (q * keys).sum(-1) / math.sqrt(keys.shape[-1])
+
+    def _queries(self, means: torch.Tensor) -> torch.Tensor:
+        """``means`` ``[B, H, K, dh]`` -> queries ``[B, H, K, dh]`` (W_q mixes the heads' means)."""
+        b, h, k, dh = means.shape
+        return self.query(means.transpose(1, 2).reshape(b, k, h * dh)).view(b, k, h, dh).transpose(1, 2)
+
+    @staticmethod
+    def _positions(raster: torch.Tensor, side: int | None) -> torch.Tensor | None:
+        if side is None:
+            return None
+        return (torch.stack([raster // side, raster % side], dim=-1).float() + 0.5) / side  # [N, 2] (row, col) in [0, 1]
+
+    def _reduce_equal(self, keys, values, order, k, raster, side):
+        """Equal cluster sizes (K divides N): view the tokens in rank order as K groups of N / K."""
+        b, h, n, dh = values.shape
+        m = n // k
+        with torch.no_grad():
+            members = order.view(b, h, k, m) if self.config.grouping == "band" else order.view(b, h, m, k).transpose(-1, -2)
+        flat = members.reshape(b, h, n, 1)  # [B, H, K*M, 1]
+        grouped = values.gather(2, flat.expand(b, h, n, dh)).view(b, h, k, m, dh)  # [B, H, K, M, dh]
+        means = grouped.mean(3)  # [B, H, K, dh]
+        if self.query is not None:
+            member_keys = keys.gather(2, flat.expand(b, h, n, dh)).view(b, h, k, m, dh)
+            weights = torch.softmax(self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1)  # [B, H, K, M]
+            pooled = (weights.unsqueeze(-1) * grouped).sum(3)
+        else:
+            pooled = means
+        mean_raster = members.float().mean(-1).mean(1)  # [B, K]
+        rc = self._positions(raster, side)
+        mean_rc = rc[members].mean(3) if rc is not None else None  # [B, H, K, 2]
+        return pooled, mean_raster, mean_rc
+
+    def _reduce_scatter(self, keys, values, cluster, k, raster, side):
+        """Sizes differing by one (K does not divide N): segment sums with scatter_add."""
+        b, h, n, dh = values.shape
+        idx = cluster.unsqueeze(-1).expand(b, h, n, dh)  # [B, H, N, dh]
+        counts = torch.zeros(b, h, k, device=values.device, dtype=values.dtype).scatter_add_(
+            -1, cluster, torch.ones_like(cluster, dtype=values.dtype)
+        )  # [B, H, K]
+        means = values.new_zeros(b, h, k, dh).scatter_add(2, idx, values) / counts[..., None]  # [B, H, K, dh]
+        if self.query is not None:
+            logits = self._attend(self._queries(means).gather(2, idx), keys)  # [B, H, N]
+            cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(-1, cluster, logits, reduce="amax", include_self=True)
+            weights = torch.exp(logits - cmax.gather(-1, cluster).detach())  # [B, H, N]
+            weights = weights / logits.new_zeros(b, h, k).scatter_add(-1, cluster, weights).gather(-1, cluster)
+            pooled = values.new_zeros(b, h, k, dh).scatter_add(2, idx, weights[..., None] * values)  # softmax over members
+        else:
+            pooled = means
+        counts_f = counts.float()
+        mean_raster = (torch.zeros_like(counts_f).scatter_add_(-1, cluster, raster.float().expand(b, h, n)) / counts_f).mean(1)
+        rc = self._positions(raster, side)
+        mean_rc = None
+        if rc is not None:
+            mean_rc = torch.zeros(b, h, k, 2, device=values.device).scatter_add_(
+                2, cluster.unsqueeze(-1).expand(b, h, n, 2), rc.expand(b, h, n, 2)
+            ) / counts_f[..., None]
+        return pooled, mean_raster, mean_rc

@@ -151,3 +151,22 @@ def test_bad_projector_values_raise(name, config, n, match):
 def test_wrong_feature_shape_raises():
     with pytest.raises(ValueError, match=r"\[batch, tokens, 32\].*\(2, 16, 8\)"):
         build_projector("sec", {"num_tokens": 4}, D)(torch.randn(2, 16, 8))
+
+
+@pytest.mark.parametrize("grouping", ["band", "interleave"])
+@pytest.mark.parametrize("reduction,key_projection", [("attn", True), ("mean", False)])
+def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, key_projection):
+    from sec_mllm.projector_sec import equitable_assignment
+
+    proj = build_projector("sec", {"num_tokens": 16, "grouping": grouping, "reduction": reduction,
+                                   "key_projection": key_projection, "heads": 2}, D).eval()
+    x = torch.randn(2, N, D)
+    keys = (proj.key(x) if proj.key is not None else x).view(2, N, 2, D // 2).transpose(1, 2)
+    values = x.view(2, N, 2, D // 2).transpose(1, 2)
+    scores = torch.nn.functional.cosine_similarity(keys, keys.mean(2, keepdim=True), dim=-1)
+    cluster, order = equitable_assignment(scores, 16, grouping)
+    raster = torch.arange(N)
+    fast = proj._reduce_equal(keys, values, order, 16, raster, 8)
+    general = proj._reduce_scatter(keys, values, cluster, 16, raster, 8)
+    for a, b in zip(fast, general):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -1,7 +1,7 @@
 """Speed and memory of token compression, measured in one run as ratios to baselines from the same run.
 
-a. projector time alone at N = 576, D = 1024 for K in {144, 64, 36} (sec, kmeans with 10 iterations,
-   tome, avgpool), with `sec` as the reference;
+a. projector time alone at N = 576, D = 1024 for K in {144, 64, 36} (sec, sec_plain = the bare
+   clustering without learned maps, kmeans with 10 iterations, tome, avgpool), with `sec` as the reference;
 b. the projector's share of a whole forward pass (vision tower + projector + connector + LM prefill);
 c. prefill latency of the whole model against K, computed as generate does it (logits of the last
    position only), with `identity` (576 tokens) as the baseline; beside each speedup, the bare language
@@ -73,7 +73,10 @@ def timed(fn: Callable[[], Any], settings: SpeedSettings) -> float:
 
 
 def projector_configs(k: int) -> dict[str, dict[str, Any]]:
-    return {"sec": {"num_tokens": k}, "kmeans": {"num_tokens": k, "iterations": 10}, "tome": {"num_tokens": k}, "avgpool": {"num_tokens": k}}
+    """``sec`` is the default module (learned W_k, W_q, position embedding); ``sec_plain`` is the bare
+    one-pass clustering (raw features, mean reduction): the part that k-means' iterations replace."""
+    plain = {"num_tokens": k, "key_projection": False, "reduction": "mean", "position_embedding": False}
+    return {"sec": {"num_tokens": k}, "sec_plain": plain, "kmeans": {"num_tokens": k, "iterations": 10}, "tome": {"num_tokens": k}, "avgpool": {"num_tokens": k}}
 
 
 @torch.no_grad()
@@ -82,7 +85,7 @@ def projector_times(settings: SpeedSettings) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for k in KS:
         for name, cfg in projector_configs(k).items():
-            proj = build_projector(name, cfg, D).to(settings.device, settings.dtype).eval()
+            proj = build_projector(name.replace("_plain", ""), cfg, D).to(settings.device, settings.dtype).eval()
             out.setdefault(name, {})[str(k)] = timed(lambda: proj(x), settings)
     return out
 
