@@ -76,8 +76,11 @@ def tiny_open_clip_vision_config(image_size: int = 32, patch_size: int = 8, widt
     return OpenClipVisionConfig(model_name="tiny", model_cfg=model_cfg)
 
 
-def tiny_llama_config(vocab_size: int = 256, hidden_size: int = 64, layers: int = 2, tie_word_embeddings: bool = False) -> LlamaConfig:
+def tiny_llama_config(
+    vocab_size: int = 256, hidden_size: int = 64, layers: int = 2, tie_word_embeddings: bool = False, initializer_range: float = 0.02
+) -> LlamaConfig:
     return LlamaConfig(
+        initializer_range=initializer_range,
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
