@@ -44,27 +44,17 @@ def train_tokenizer(texts: Iterable[str] = DEFAULT_CORPUS, vocab_size: int = 256
     )
 
 
+def _tiny_vision_kwargs(image_size: int, patch_size: int, hidden_size: int, layers: int) -> dict:
+    return dict(image_size=image_size, patch_size=patch_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                num_hidden_layers=layers, num_attention_heads=2)
+
+
 def tiny_clip_vision_config(image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2) -> CLIPVisionConfig:
-    return CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        projection_dim=hidden_size,
-    )
+    return CLIPVisionConfig(projection_dim=hidden_size, **_tiny_vision_kwargs(image_size, patch_size, hidden_size, layers))
 
 
 def tiny_siglip_vision_config(image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2) -> SiglipVisionConfig:
-    return SiglipVisionConfig(
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-    )
+    return SiglipVisionConfig(**_tiny_vision_kwargs(image_size, patch_size, hidden_size, layers))
 
 
 def tiny_open_clip_vision_config(image_size: int = 32, patch_size: int = 8, width: int = 32, layers: int = 2) -> OpenClipVisionConfig:
