@@ -11,7 +11,6 @@ the tables. Every number is a median over repeats after warm-up; ratios use base
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib

@@ -16,7 +16,6 @@ runs/quickstart/results.json, a printed table, and cluster pictures of the sec m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from sec_mllm.evaluation.runner import InferenceSettings, generate_answers, load_questions, read_done
 

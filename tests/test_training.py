@@ -124,7 +124,6 @@ def test_lora_resume_and_merge(tiny, stage1):
     from peft import PeftModel
 
     from sec_mllm.train.checkpoints import load_mm_projector
-    from sec_mllm.train.lora import merge_lora_checkpoint
     from sec_mllm.train.run import build_from_args
     from sec_mllm.train.arguments import ModelArguments
 
@@ -144,4 +143,3 @@ def test_lora_resume_and_merge(tiny, stage1):
     with torch.no_grad():
         torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
     assert not any("lora_" in k for k in merged.state_dict())
-    del merge_lora_checkpoint  # the script above is the path under test

@@ -143,7 +143,6 @@ def prefill(settings: SpeedSettings) -> tuple[dict[str, dict[str, float]], dict[
         results[key] = {"ms": whole, "lm_only_ms": lm_only, "kv_cache_bytes": kv_bytes, "peak_memory_mb": peak,
                         "sequence_length": inputs["input_ids"].shape[1]}
         share[key] = proj_ms / whole
-        del model
         gc.collect()
     base = results[str(N)]
     for key, row in results.items():
@@ -173,7 +172,6 @@ def train_throughput(settings: SpeedSettings) -> dict[str, float]:
             optimizer.zero_grad(set_to_none=True)
 
         out[str(model.num_image_tokens)] = settings.train_batch / (timed(step, settings) / 1000)
-        del model, optimizer
         gc.collect()
     return out
 

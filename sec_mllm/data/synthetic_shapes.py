@@ -212,11 +212,11 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
         q, program = f"How many {color} {shape}s are there?", [("select", shape), ("filter color", color), ("count", "")]
     else:
         raise ValueError(f"unknown family {family!r}")
-    rng.shuffle(objs) if family not in ("query_color", "verify_color", "choose_color", "exist") else None
+    if family not in ("query_color", "verify_color", "choose_color", "exist"):
+        rng.shuffle(objs)
     place(objs, rng)
-    target = next((o for o in objs if family in ("query_color", "verify_color", "choose_color") and o is objs[0]), None)
-    if family == "exist" and answer == "yes":
-        target = objs[0]
+    has_target = family in ("query_color", "verify_color", "choose_color") or (family == "exist" and answer == "yes")
+    target = objs[0] if has_target else None
     stratum = {"size": target.size if target else "none", "position": target.position if target else "none",
                "target": 0 if target else None}
     if family == "count":

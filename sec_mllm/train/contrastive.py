@@ -10,7 +10,6 @@ CLIP text tower's end-of-text token (its pooled position).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import torch
