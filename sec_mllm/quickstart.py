@@ -57,7 +57,7 @@ class QuickstartConfig:
     vision_layers: int = 4
     clip_steps: int = 300
     stage1_steps: int = 60
-    stage2_steps: int = 900
+    stage2_steps: int = 800
     batch_size: int = 16
     ranks: int = 2
     learning_rate: float = 2e-3
