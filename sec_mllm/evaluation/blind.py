@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..data.llava_dataset import load_records
-from .runner import load_questions
+from .runner import STANDARD_KEYS, load_questions
 
 
 def question_text(prompt: str) -> str:
@@ -34,7 +34,7 @@ def write_blind_answers(training_file: str, question_file: str, answers_file: st
     table, fallback = fit_blind(training_file)
     rows = []
     for q in load_questions(question_file):
-        extra = {k: v for k, v in q.items() if k not in ("question_id", "image", "text", "category")}
+        extra = {k: v for k, v in q.items() if k not in STANDARD_KEYS}
         rows.append({"question_id": q["question_id"], "prompt": q["text"], "text": table.get(question_text(q["text"]), fallback),
                      "answer_id": uuid.uuid4().hex, "model_id": "blind", "metadata": {}, **extra})
     Path(answers_file).parent.mkdir(parents=True, exist_ok=True)

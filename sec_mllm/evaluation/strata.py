@@ -8,7 +8,7 @@ from typing import Any
 
 from ..files import iter_jsonl, read_json
 from .gqa import gqa_postprocess
-from .textvqa import question_from_prompt, vqa_accuracy
+from .textvqa import find_annotation, index_annotations, vqa_accuracy
 
 STRATUM_KEYS = ("family", "size", "position")
 
@@ -31,11 +31,9 @@ def gqa_by_stratum(answers_file: str, questions_file: str) -> dict[str, Any]:
 
 
 def textvqa_by_stratum(answers_file: str, annotation_file: str) -> dict[str, Any]:
-    data = read_json(annotation_file)["data"]
-    by_id = {d["question_id"]: d for d in data}
-    by_key = {(d["image_id"], d["question"].lower()): d for d in data}
+    by_id, by_key = index_annotations(read_json(annotation_file)["data"])
     scored = []
-    for _, rec in iter_jsonl(answers_file):
-        item = by_id[rec["textvqa_question_id"]] if "textvqa_question_id" in rec else by_key[(rec["question_id"], question_from_prompt(rec["prompt"]))]
+    for lineno, rec in iter_jsonl(answers_file):
+        item = find_annotation(rec, by_id, by_key, f"{answers_file}:{lineno}")
         scored.append((item.get("stratum", {}), vqa_accuracy(rec["text"], item["answers"])))
     return _summarise(scored)

@@ -101,6 +101,26 @@ def question_from_prompt(prompt: str) -> str:
     raise ValueError(f"prompt must have 2 lines (no OCR) or 3 lines (with OCR tokens), got {len(lines)}: {prompt!r}")
 
 
+def index_annotations(items: list[dict[str, Any]]) -> tuple[dict[Any, dict], dict[tuple[str, str], dict]]:
+    """Annotations by real question id and by (image id, lower-cased question), as LLaVA's matcher keys them."""
+    return {d["question_id"]: d for d in items}, {(d["image_id"], d["question"].lower()): d for d in items}
+
+
+def find_annotation(rec: dict[str, Any], by_id: dict, by_key: dict, where: str) -> dict[str, Any]:
+    """The annotation an answer row refers to: by ``textvqa_question_id`` if present, else LLaVA's key."""
+    require_keys(rec, ("question_id", "text"), where)
+    if "textvqa_question_id" in rec:
+        item = by_id.get(rec["textvqa_question_id"])
+        if item is None:
+            raise ValueError(f"{where}: unknown TextVQA question id {rec['textvqa_question_id']!r}")
+        return item
+    require_keys(rec, ("prompt",), where)
+    key = (rec["question_id"], question_from_prompt(rec["prompt"]))
+    if key not in by_key:
+        raise ValueError(f"{where}: no annotation for image {key[0]!r} and question {key[1]!r}")
+    return by_key[key]
+
+
 def score_textvqa(answers_file: str, annotation_file: str, allow_missing: bool = False) -> dict[str, Any]:
     """Score a LLaVA-format answers JSONL against TextVQA_0.5.1_val.json.
 
@@ -111,22 +131,11 @@ def score_textvqa(answers_file: str, annotation_file: str, allow_missing: bool =
     data = read_json(annotation_file)
     if not isinstance(data, dict) or "data" not in data:
         raise ValueError(f"{annotation_file}: expected a TextVQA file with a top-level 'data' list")
-    by_id = {item["question_id"]: item for item in data["data"]}
-    by_key = {(item["image_id"], item["question"].lower()): item for item in data["data"]}
+    by_id, by_key = index_annotations(data["data"])
     scores: dict[Any, float] = {}
     for lineno, rec in iter_jsonl(answers_file):
         where = f"{answers_file}:{lineno}"
-        require_keys(rec, ("question_id", "text"), where)
-        if "textvqa_question_id" in rec:
-            item = by_id.get(rec["textvqa_question_id"])
-            if item is None:
-                raise ValueError(f"{where}: unknown TextVQA question id {rec['textvqa_question_id']!r}")
-        else:
-            require_keys(rec, ("prompt",), where)
-            key = (rec["question_id"], question_from_prompt(rec["prompt"]))
-            item = by_key.get(key)
-            if item is None:
-                raise ValueError(f"{where}: no annotation for image {key[0]!r} and question {key[1]!r}")
+        item = find_annotation(rec, by_id, by_key, where)
         if item["question_id"] in scores:
             raise ValueError(f"{where}: second answer for TextVQA question {item['question_id']}")
         scores[item["question_id"]] = vqa_accuracy(rec["text"], item["answers"])
