@@ -129,9 +129,11 @@ def build_model(
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     if dtype is not None:  # loaded parts came in this dtype; under ZeRO-3 they must not be cast again
-        for part in (model.projector, model.connector, model.vision_tower, model.language_model):
-            if (vision_model is None or part is not model.vision_tower) and (lm is None or part is not model.language_model):
-                part.to(dtype)
+        fresh = [model.projector, model.connector]
+        fresh += [model.vision_tower] if vision_model is None else []
+        fresh += [model.language_model] if lm is None else []
+        for part in fresh:
+            part.to(dtype)
     model.vision_tower.requires_grad_(not freeze_vision_tower)
     return model
 

@@ -66,7 +66,9 @@ class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
         self.projector = build_projector(config.projector_type, config.projector_config, self.vision_tower.hidden_size)
         self.num_image_tokens = self.projector.num_output_tokens(config.num_vision_patches)
         self.connector = build_connector(config.connector_type, self.projector.out_dim, config.text_config.hidden_size)
-        self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        self.language_model = (
+            language_model if language_model is not None else AutoModelForCausalLM.from_config(config.text_config)
+        )
         self.post_init()
         if self.generation_config is not None:
             # A generated placeholder would ask for image features that do not exist.
