@@ -113,27 +113,39 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
             "vision_parameters": sum(p.numel() for p in clip.vision_model.parameters())}
 
 
-def train_and_eval(cfg: QuickstartConfig, name: str, projector: str, data: Path, base: Path, run: Path) -> dict[str, float]:
-    """Stage 1, stage 2 and both evaluations for one projector; returns wall time per phase."""
+def train_and_eval(cfg: QuickstartConfig, name: str, projector_args: list[str], data: Path, base: Path, run: Path,
+                   seed: int | None = None) -> dict[str, float]:
+    """Stage 1, stage 2 and both evaluations for one projector; returns wall time per phase.
+
+    ``projector_args``: the projector's training flags (``--projector_type sec --num_visual_tokens 16 ...``).
+    With ``cfg.ranks > 1`` training goes through the deepspeed launcher (ZeRO-2 on CPU ranks); with one rank it
+    runs the same scripts as a single process with transformers' Trainer (no process group, no launcher).
+    """
     times: dict[str, float] = {}
+    seed = cfg.seed if seed is None else seed
     common = ["--model_name_or_path", str(base / "lm"), "--vision_tower", str(base / "clip"), "--mm_projector_type", "mlp2x_gelu",
-              "--projector_type", projector, "--per_device_train_batch_size", str(cfg.batch_size), "--report_to", "none",
-              "--dataloader_num_workers", "0", "--logging_steps", "20", "--save_strategy", "no", "--seed", str(cfg.seed),
-              "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.03", "--image_folder", str(data / "train" / "images"),
-              "--deepspeed", str(ROOT / "configs" / "deepspeed" / "zero2.json")]
-    if projector == "sec":
-        common += ["--num_visual_tokens", str(cfg.sec_tokens)]
-    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(cfg.ranks)]
+              *projector_args, "--per_device_train_batch_size", str(cfg.batch_size), "--report_to", "none",
+              "--dataloader_num_workers", "0", "--logging_steps", "20", "--save_strategy", "no", "--seed", str(seed),
+              "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.03", "--image_folder", str(data / "train" / "images")]
+    if cfg.ranks > 1:
+        common += ["--deepspeed", str(ROOT / "configs" / "deepspeed" / "zero2.json")]
+
+    def launch(script: str) -> list[str]:
+        if cfg.ranks == 1:
+            return [sys.executable, str(ROOT / "scripts" / script)]
+        return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(cfg.ranks), "--master_port", str(_free_port()),
+                str(ROOT / "scripts" / script)]
+
     out = run / name
     out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    _run(launcher + ["--master_port", str(_free_port()), str(ROOT / "scripts" / "pretrain.py"), *common, "--version", "plain",
+    _run(launch("pretrain.py") + [*common, "--version", "plain",
                      "--data_path", str(data / "train" / "captions.json"), "--tune_mm_mlp_adapter", "True",
                      "--max_steps", str(cfg.stage1_steps), "--learning_rate", str(cfg.learning_rate), "--output_dir", str(out / "stage1")],
          out / "stage1.log")
     times["stage1_s"] = time.time() - t
     t = time.time()
-    _run(launcher + ["--master_port", str(_free_port()), str(ROOT / "scripts" / "finetune.py"), *common, "--version", "chat_template",
+    _run(launch("finetune.py") + [*common, "--version", "chat_template",
                      "--data_path", str(data / "train" / "instructions.json"), "--group_by_modality_length", "True",
                      "--pretrain_mm_mlp_adapter", str(out / "stage1" / "mm_projector.bin"),
                      "--max_steps", str(cfg.stage2_steps), "--learning_rate", str(cfg.learning_rate), "--output_dir", str(out / "stage2")],
@@ -190,8 +202,9 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     base_info = build_base(cfg, data, base)
     timings["base_s"] = time.time() - t
     results: dict[str, Any] = {"gqa": {}, "textvqa": {}}
-    for name, projector in (("sec", "sec"), ("identity", "identity")):
-        timings[name] = train_and_eval(cfg, name, projector, data, base, run)
+    projectors = {"sec": ["--projector_type", "sec", "--num_visual_tokens", str(cfg.sec_tokens)], "identity": ["--projector_type", "identity"]}
+    for name, projector_args in projectors.items():
+        timings[name] = train_and_eval(cfg, name, projector_args, data, base, run)
         summary = summarize(run / name, data)
         results["gqa"][name], results["textvqa"][name] = summary["gqa"], summary["textvqa"]
     t = time.time()

@@ -1,0 +1,293 @@
+"""Accuracy of every token compressor at the same budget, on the synthetic benchmark, over several seeds.
+
+The grid: ``identity`` once (all N = 64 patch tokens of the tiny tower's 8 x 8 grid) and every other
+registered projector at K = N/4 and K = N/16, including the SEC variants (one option changed at a time
+from the default: interleaved grouping, mean reduction, position order, no position embedding). Each
+(variant, K, seed) is the quick start's pipeline: stage 1 (scripts/pretrain.py), stage 2
+(scripts/finetune.py), then eval/gqa.py and eval/textvqa.py, scored with the official metrics.
+
+What the seeds vary: the training seed (initialisation of projector + connector, data order). The data,
+tokenizer, tiny LM and contrastively pretrained tiny CLIP are built once and shared, as a real comparison
+shares Vicuna and OpenAI's CLIP. Every finished run writes ``runs/<variant>@<K>_s<seed>/result.json``
+atomically; a rerun skips finished runs (an unfinished run directory is cleared and started over), so
+an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..data.synthetic import generate
+from ..evaluation.blind import write_blind_answers
+from ..files import write_json_atomic
+from ..quickstart import QuickstartConfig, build_base, summarize, train_and_eval
+
+BENCHMARKS = ("gqa", "textvqa")
+BENCHMARK_TITLES = {"gqa": "Shapes-GQA", "textvqa": "Rendered-TextVQA"}
+NUM_PATCHES = 64  # the tiny CLIP tower: 64 x 64 pixels, 8 x 8 patches
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row family of the table: a projector and the flags that set its options."""
+
+    name: str
+    projector: str
+    flags: tuple[str, ...] = ()
+
+    @property
+    def compresses(self) -> bool:
+        return self.projector != "identity"
+
+    def token_counts(self, num_patches: int = NUM_PATCHES) -> tuple[int, ...]:
+        return (num_patches // 4, num_patches // 16) if self.compresses else (num_patches,)
+
+    def training_flags(self, tokens: int) -> list[str]:
+        flags = ["--projector_type", self.projector, *self.flags]
+        return flags + ["--num_visual_tokens", str(tokens)] if self.compresses else flags
+
+
+DEFAULT_SEC = "sec"
+VARIANTS = (
+    Variant("identity", "identity"),
+    Variant(DEFAULT_SEC, "sec"),
+    Variant("sec/interleave", "sec", ("--sec_grouping", "interleave")),
+    # mean reduction needs no keys: W_k would get no gradient, so it clusters on the raw features.
+    Variant("sec/mean", "sec", ("--sec_reduction", "mean", "--sec_key_projection", "False")),
+    Variant("sec/position-order", "sec", ("--sec_order", "position")),
+    Variant("sec/no-pos-emb", "sec", ("--sec_position_embedding", "False")),
+    Variant("avgpool", "avgpool"),
+    Variant("tome", "tome"),
+    Variant("kmeans", "kmeans"),
+)
+
+
+def find_variants(names: list[str] | None) -> tuple[Variant, ...]:
+    if not names:
+        return VARIANTS
+    known = {v.name: v for v in VARIANTS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choices: {list(known)}")
+    return tuple(known[n] for n in names)
+
+
+@dataclass
+class AccuracyConfig:
+    out: str = "runs/benchmark_accuracy"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    jobs: int = 2  # runs at a time, one CPU thread and one process each
+    variants: tuple[Variant, ...] = VARIANTS
+    # The quick start's model and data; one rank per run (batch 32 = the quick start's 2 x 16).
+    model: QuickstartConfig = field(default_factory=lambda: QuickstartConfig(ranks=1, batch_size=32, stage2_steps=400))
+
+    @classmethod
+    def reduced(cls, out: str) -> AccuracyConfig:
+        model = QuickstartConfig.reduced(out)
+        model.ranks, model.batch_size = 1, 8
+        return cls(out=out, seeds=(0, 1), model=model)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    variant: Variant
+    tokens: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant.name.replace('/', '-')}@{self.tokens}_s{self.seed}"
+
+
+def grid(cfg: AccuracyConfig) -> list[RunKey]:
+    """Seed-major, so an interrupted benchmark has every configuration at the same number of seeds."""
+    return [RunKey(v, k, s) for s in cfg.seeds for v in cfg.variants for k in v.token_counts()]
+
+
+def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path) -> dict[str, Any]:
+    """Train, evaluate and score one (variant, K, seed); reuse its result.json when it exists."""
+    done = runs / key.name / "result.json"
+    if done.exists():
+        result = json.loads(done.read_text())
+        expected = {"flags": key.variant.training_flags(key.tokens), "stage2_steps": cfg.model.stage2_steps}
+        found = {"flags": result.get("flags"), "stage2_steps": result.get("stage2_steps")}
+        if found != expected:
+            raise SystemExit(f"{done} was made with {found}, this benchmark asks for {expected}: use another --out or delete it")
+        return result
+    shutil.rmtree(runs / key.name, ignore_errors=True)  # an unfinished run starts over: never resume stale answers
+    timings = train_and_eval(cfg.model, key.name, key.variant.training_flags(key.tokens), data, base, runs, seed=key.seed)
+    result = {"variant": key.variant.name, "projector": key.variant.projector, "tokens": key.tokens, "seed": key.seed,
+              "flags": key.variant.training_flags(key.tokens), "stage2_steps": cfg.model.stage2_steps, "timings": timings,
+              **summarize(runs / key.name, data)}
+    for stage in ("stage1", "stage2"):  # the trained weights are not needed once scored; logs and answers stay
+        shutil.rmtree(runs / key.name / stage, ignore_errors=True)
+    write_json_atomic(done, result)
+    return result
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "values": values}
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per ``variant@K``: mean / std / min / max over seeds, overall and per stratum."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(results, key=lambda r: r["seed"]):
+        rows.setdefault(f"{r['variant']}@{r['tokens']}", []).append(r)
+    table: dict[str, dict[str, Any]] = {}
+    for row, runs in rows.items():
+        entry: dict[str, Any] = {"variant": runs[0]["variant"], "projector": runs[0]["projector"], "tokens": runs[0]["tokens"],
+                                 "seeds": [r["seed"] for r in runs]}
+        for bench in BENCHMARKS:
+            strata: dict[str, dict[str, Any]] = {}
+            for key, values in runs[0][bench]["per_stratum"].items():
+                strata[key] = {v: spread([r[bench]["per_stratum"][key][v]["accuracy"] for r in runs]) for v in values}
+            entry[bench] = {"accuracy": spread([r[bench]["accuracy"] for r in runs]), "per_stratum": strata}
+        table[row] = entry
+    return table
+
+
+def _verdict(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    gap = mine["mean"] - theirs["mean"]
+    noise = max(mine["std"], theirs["std"])
+    within = f", within one seed-std ({noise:.1f})" if abs(gap) <= noise else ""
+    return f"{'SEC LOWER' if gap < 0 else 'sec higher or equal'}{within}"
+
+
+def sec_against_baselines(table: dict[str, dict[str, Any]]) -> list[str]:
+    """Sentences comparing default SEC with identity and each baseline at the same K (mean over seeds)."""
+    lines = []
+    identity = next((e for e in table.values() if e["projector"] == "identity"), None)
+    for entry in ordered(table):
+        if entry["variant"] != DEFAULT_SEC:
+            continue
+        for bench in BENCHMARKS:
+            sec = entry[bench]["accuracy"]
+            others = ([identity] if identity is not None else []) + [
+                e for e in ordered(table) if e["tokens"] == entry["tokens"] and e["projector"] not in ("sec", "identity")]
+            for other in others:
+                theirs = other[bench]["accuracy"]
+                lines.append(f"{BENCHMARK_TITLES[bench]}, K={entry['tokens']}: sec {sec['mean']:.1f} vs {other['variant']}@{other['tokens']} "
+                             f"{theirs['mean']:.1f} ({sec['mean'] - theirs['mean']:+.1f}): {_verdict(sec, theirs)}")
+    return lines
+
+
+def ordered(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows by K (largest first), then in the order of VARIANTS (identity, sec, its variants, baselines)."""
+    rank = {v.name: i for i, v in enumerate(VARIANTS)}
+    return sorted(table.values(), key=lambda e: (-e["tokens"], rank.get(e["variant"], len(rank)), e["variant"]))
+
+
+def _cell(s: dict[str, Any]) -> str:
+    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    table, blind = report["table"], report["blind"]
+    seeds = sorted({s for e in table.values() for s in e["seeds"]})
+    out = [f"# Compressor accuracy on the synthetic benchmark (N = {NUM_PATCHES} patch tokens)", "",
+           f"Command: `{report['command']}`", "",
+           (f"Mean ± sample standard deviation over training seeds {seeds}; accuracy in %. Blind (question-only "
+            f"majority answer): Shapes-GQA {blind['gqa']:.1f}, Rendered-TextVQA {blind['textvqa']:.1f}."), "",
+           "| variant | K | Shapes-GQA | Rendered-TextVQA | GQA binary | GQA open | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for e in ordered(table):
+        runs = [r for r in report["runs"] if (r["variant"], r["tokens"]) == (e["variant"], e["tokens"])]
+        binary, open_ = spread([r["gqa_binary"] for r in runs]), spread([r["gqa_open"] for r in runs])
+        out.append(f"| {e['variant']} | {e['tokens']} | {_cell(e['gqa']['accuracy'])} | {_cell(e['textvqa']['accuracy'])} | "
+                   f"{_cell(binary)} | {_cell(open_)} | {len(e['seeds'])} |")
+    out += ["", "## Default SEC against identity and the baselines (same K)", ""]
+    out += [f"- {line}" for line in report["sec_vs_baselines"]]
+    for bench in BENCHMARKS:
+        first = next(iter(table.values()))[bench]["per_stratum"]
+        for key, values in first.items():
+            out += ["", f"## {BENCHMARK_TITLES[bench]} by {key}", "", "| variant | K | " + " | ".join(values) + " |",
+                    "|---|---:|" + "---:|" * len(values)]
+            for e in ordered(table):
+                cells = [_cell(e[bench]["per_stratum"][key][v]) if v in e[bench]["per_stratum"][key] else "-" for v in values]
+                out.append(f"| {e['variant']} | {e['tokens']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = report["table"]
+    fig, axes = plt.subplots(1, len(BENCHMARKS), figsize=(12, 4.5))
+    for ax, bench in zip(axes, BENCHMARKS):
+        for variant in dict.fromkeys(e["variant"] for e in ordered(table)):
+            entries = sorted((e for e in table.values() if e["variant"] == variant), key=lambda e: e["tokens"])
+            xs = [e["tokens"] for e in entries]
+            means = [e[bench]["accuracy"]["mean"] for e in entries]
+            stds = [e[bench]["accuracy"]["std"] for e in entries]
+            if variant == "identity":
+                ax.errorbar(xs, means, yerr=stds, capsize=3, marker="*", markersize=14, color="black", label=f"identity ({xs[0]} tokens)")
+                ax.axhline(means[0], color="black", linestyle="--", linewidth=0.8)
+                continue
+            style = {"linewidth": 2.5 if variant == DEFAULT_SEC else 1.2, "linestyle": "--" if variant.startswith("sec/") else "-"}
+            ax.errorbar(xs, means, yerr=stds, capsize=3, marker="o", label=variant, **style)
+        ax.axhline(report["blind"][bench], color="gray", linestyle=":", label="blind (no image)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([NUM_PATCHES // 16, NUM_PATCHES // 4, NUM_PATCHES], [str(NUM_PATCHES // 16), str(NUM_PATCHES // 4), str(NUM_PATCHES)])
+        ax.set_xlabel("visual tokens K")
+        ax.set_ylabel("accuracy (%), mean ± std over seeds")
+        ax.set_title(BENCHMARK_TITLES[bench])
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[str, Any]:
+    """Build the shared base, run the grid ``cfg.jobs`` at a time, and write accuracy.{json,md,png}."""
+    work = Path(cfg.out)
+    data, base, runs = work / "data", work / "base", work / "runs"
+    if not (base / "clip" / "config.json").exists():
+        generate(str(data), cfg.model.sizes, cfg.model.seed)
+        build_base(cfg.model, data, base)
+    for bench, questions in (("gqa", data / "gqa" / "llava_gqa_testdev_balanced.jsonl"),
+                             ("textvqa", data / "textvqa" / "llava_textvqa_val_v051_noocr.jsonl")):
+        write_blind_answers(str(data / "train" / "instructions.json"), str(questions), str(work / "blind" / f"{bench}.jsonl"))
+    blind = summarize(work / "blind", data)
+    keys = grid(cfg)
+    results, failures = [], []
+    start = time.time()
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool, tqdm(total=len(keys), desc="accuracy runs", unit="run") as bar:
+        futures = {pool.submit(run_one, cfg, key, data, base, runs): key for key in keys}
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
+            except (Exception, SystemExit) as error:  # keep the finished runs; report every failure at the end
+                failures.append(f"{futures[future].name}: {error}")
+            bar.update(1)
+    for r in results:
+        r["gqa_binary"], r["gqa_open"] = r["gqa"]["binary"], r["gqa"]["open"]
+    table = aggregate(results)
+    report = {"command": command, "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
+              "num_patches": NUM_PATCHES, "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS}, "table": table,
+              "sec_vs_baselines": sec_against_baselines(table), "wall_s": time.time() - start,
+              "runs": [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")} |
+                       {b: r[b]["accuracy"] for b in BENCHMARKS} for r in sorted(results, key=lambda r: (r["variant"], r["tokens"], r["seed"]))]}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(results_dir / "accuracy.json", report)
+    tmp = results_dir / "accuracy.md.tmp"
+    tmp.write_text(markdown(report))
+    tmp.replace(results_dir / "accuracy.md")
+    plot(report, results_dir / "accuracy.png")
+    if failures:
+        raise SystemExit(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume):\n  " + "\n  ".join(failures))
+    return report
+

@@ -1,0 +1,114 @@
+"""The accuracy benchmark: its grid, the flags of each variant, aggregation, the report, resume, one real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sec_mllm.benchmark.accuracy import (
+    VARIANTS,
+    AccuracyConfig,
+    RunKey,
+    aggregate,
+    find_variants,
+    grid,
+    markdown,
+    run_one,
+    sec_against_baselines,
+)
+from sec_mllm.projectors import build_projector, list_projectors
+from sec_mllm.train.arguments import parse_args, projector_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_grid_covers_every_registered_projector_at_two_budgets_seed_major():
+    assert {v.projector for v in VARIANTS} == set(list_projectors())
+    keys = grid(AccuracyConfig())
+    assert len(keys) == 3 * (1 + 2 * (len(VARIANTS) - 1))
+    assert [k.seed for k in keys] == sorted(k.seed for k in keys)  # seed-major: an interrupted run stays balanced
+    assert {k.tokens for k in keys if k.variant.name == "identity"} == {64}
+    assert {k.tokens for k in keys if k.variant.name != "identity"} == {16, 4}
+    assert len({k.name for k in keys}) == len(keys)
+    with pytest.raises(ValueError, match="unknown variant"):
+        find_variants(["sec", "nope"])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_each_variant_trains_the_projector_it_names(variant, tmp_path):
+    base = ["--model_name_or_path", "m", "--vision_tower", "v", "--data_path", "d", "--output_dir", str(tmp_path)]
+    for tokens in variant.token_counts():
+        model_args, _, _ = parse_args(base + variant.training_flags(tokens))
+        projector = build_projector(model_args.projector_type, projector_config(model_args), in_dim=8)
+        out = projector(torch.randn(2, 64, 8))
+        assert out.tokens.shape == (2, tokens, 8)
+        if variant.name.startswith("sec/"):
+            option, value = variant.flags[0].removeprefix("--sec_"), variant.flags[1]
+            assert str(getattr(projector.config, option)) == value
+
+
+def _result(variant: str, projector: str, tokens: int, seed: int, gqa: float, textvqa: float) -> dict:
+    def bench(acc: float) -> dict:
+        return {"accuracy": acc, "binary": acc, "open": acc, "per_stratum": {"size": {"small": {"accuracy": acc - 1, "count": 3}}}}
+
+    return {"variant": variant, "projector": projector, "tokens": tokens, "seed": seed, "gqa": bench(gqa), "textvqa": bench(textvqa),
+            "timings": {}, "gqa_binary": gqa, "gqa_open": gqa}
+
+
+def test_aggregate_report_and_verdicts():
+    results = [_result("identity", "identity", 64, s, 50 + s, 30) for s in (0, 1, 2)]
+    results += [_result("sec", "sec", 16, s, 48 + 2 * s, 31) for s in (0, 1, 2)]  # 48, 50, 52
+    results += [_result("avgpool", "avgpool", 16, s, 60, 20) for s in (0, 1, 2)]
+    table = aggregate(results)
+    sec = table["sec@16"]["gqa"]["accuracy"]
+    assert sec["mean"] == pytest.approx(50.0) and sec["std"] == pytest.approx(2.0) and sec["values"] == [48, 50, 52]
+    assert table["sec@16"]["gqa"]["per_stratum"]["size"]["small"]["mean"] == pytest.approx(49.0)
+    lines = sec_against_baselines(table)
+    assert "Shapes-GQA, K=16: sec 50.0 vs avgpool@16 60.0 (-10.0): SEC LOWER" in lines
+    assert "Rendered-TextVQA, K=16: sec 31.0 vs avgpool@16 20.0 (+11.0): sec higher or equal" in lines
+    assert any(line.startswith("Shapes-GQA, K=16: sec 50.0 vs identity@64 51.0 (-1.0): SEC LOWER, within one seed-std") for line in lines)
+    report = {"command": "python scripts/benchmark_accuracy.py --out X", "table": table, "blind": {"gqa": 40.0, "textvqa": 10.0},
+              "runs": results, "sec_vs_baselines": lines}
+    text = markdown(report)
+    assert "| sec | 16 | 50.0 ± 2.0 | 31.0 ± 0.0 |" in text
+    assert text.index("| identity | 64") < text.index("| sec | 16") < text.index("| avgpool | 16")
+    assert "## Shapes-GQA by size" in text and "SEC LOWER" in text
+
+
+def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
+    cfg = AccuracyConfig()
+    key = RunKey(find_variants(["sec"])[0], 16, 0)
+    done = tmp_path / key.name / "result.json"
+    done.parent.mkdir()
+    stored = {"flags": key.variant.training_flags(16), "stage2_steps": cfg.model.stage2_steps, "marker": 1}
+    done.write_text(json.dumps(stored))
+    assert run_one(cfg, key, tmp_path, tmp_path, tmp_path)["marker"] == 1  # no training: reused
+    cfg.model.stage2_steps += 1
+    with pytest.raises(SystemExit, match=f"{done}.*was made with"):
+        run_one(cfg, key, tmp_path, tmp_path, tmp_path)
+
+
+@pytest.mark.slow
+def test_reduced_benchmark_runs_and_resumes(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--reduced", "--out", str(tmp_path / "results"),
+           "--work", str(tmp_path / "work"), "--variants", "identity", "sec", "--seeds", "0"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
+    report = json.loads((tmp_path / "results" / "accuracy.json").read_text())
+    assert set(report["table"]) == {"identity@64", "sec@16", "sec@4"}
+    for entry in report["table"].values():
+        for bench in ("gqa", "textvqa"):
+            assert 0.0 <= entry[bench]["accuracy"]["mean"] <= 100.0 and entry[bench]["per_stratum"]
+    assert (tmp_path / "results" / "accuracy.png").stat().st_size > 10_000
+    assert "| sec | 4 |" in (tmp_path / "results" / "accuracy.md").read_text()
+    logs = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "runs").glob("*/stage2.log")}
+    assert len(logs) == 3
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)  # resumes: nothing to train
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    assert json.loads((tmp_path / "results" / "accuracy.json").read_text())["table"] == report["table"]
+    assert {p: p.stat().st_mtime_ns for p in logs} == logs
