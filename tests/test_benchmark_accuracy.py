@@ -18,6 +18,7 @@ from sec_mllm.benchmark.accuracy import (
     find_variants,
     grid,
     markdown,
+    recommend_sec_variant,
     run_one,
     sec_against_baselines,
 )
@@ -72,8 +73,10 @@ def test_aggregate_report_and_verdicts():
     assert "Shapes-GQA, K=16: sec 50.0 vs avgpool@16 60.0 (-10.0): SEC LOWER" in lines
     assert "Rendered-TextVQA, K=16: sec 31.0 vs avgpool@16 20.0 (+11.0): sec higher or equal" in lines
     assert any(line.startswith("Shapes-GQA, K=16: sec 50.0 vs identity@64 51.0 (-1.0): SEC LOWER, within one seed-std") for line in lines)
+    runs = [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "gqa_binary", "gqa_open")} | {b: r[b]["accuracy"] for b in ("gqa", "textvqa")}
+            for r in results]
     report = {"command": "python scripts/benchmark_accuracy.py --out X", "table": table, "blind": {"gqa": 40.0, "textvqa": 10.0},
-              "runs": results, "sec_vs_baselines": lines}
+              "runs": runs, "sec_vs_baselines": lines, "sec_default": recommend_sec_variant(runs)}
     text = markdown(report)
     assert "| sec | 16 | 50.0 ± 2.0 | 31.0 ± 0.0 |" in text
     assert text.index("| identity | 64") < text.index("| sec | 16") < text.index("| avgpool | 16")
@@ -112,3 +115,18 @@ def test_reduced_benchmark_runs_and_resumes(tmp_path):
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
     assert json.loads((tmp_path / "results" / "accuracy.json").read_text())["table"] == report["table"]
     assert {p: p.stat().st_mtime_ns for p in logs} == logs
+
+
+def _run(variant: str, seed: int, gqa: float, textvqa: float) -> dict:
+    return {"variant": variant, "projector": "sec", "tokens": 16, "seed": seed, "gqa": gqa, "textvqa": textvqa}
+
+
+def test_default_sec_variant_changes_only_on_a_clear_lead():
+    base = [_run("sec", s, 50 + s, 30) for s in (0, 1, 2)]  # per-seed scores 40, 40.5, 41: mean 40.5, std 0.5
+    close = [_run("sec/mean", s, 51 + s, 30) for s in (0, 1, 2)]  # 41 +- 0.5: leads by 0.5, not more than 0.5
+    choice = recommend_sec_variant(base + close)
+    assert choice["best"] == "sec/mean" and choice["recommended"] == "sec"
+    assert choice["scores"]["sec"]["mean"] == pytest.approx(40.5) and choice["scores"]["sec"]["std"] == pytest.approx(0.5)
+    clear = [_run("sec/mean", s, 54 + s, 30) for s in (0, 1, 2)]  # leads by 2 > 0.5
+    assert recommend_sec_variant(base + clear)["recommended"] == "sec/mean"
+    assert recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 40, 30)])["recommended"] == "sec"

@@ -182,6 +182,26 @@ def sec_against_baselines(table: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rule that picks the default SEC variant, fixed before the results were seen.
+
+    Score of a variant = the mean over seeds of its per-seed average over both benchmarks and both K.
+    The best-scoring variant replaces the current default only when it beats it by more than the larger
+    of the two seed-to-seed standard deviations of that score; otherwise the default stays.
+    """
+    per_seed: dict[str, dict[int, list[float]]] = {}
+    for r in runs:
+        if r["projector"] == "sec":
+            per_seed.setdefault(r["variant"], {}).setdefault(r["seed"], []).extend(r[b] for b in BENCHMARKS)
+    scores = {v: spread([statistics.fmean(cells) for cells in seeds.values()]) for v, seeds in per_seed.items()}
+    best = max(scores, key=lambda v: scores[v]["mean"])
+    current = scores.get(DEFAULT_SEC)
+    margin = best != DEFAULT_SEC and current is not None and \
+        scores[best]["mean"] - current["mean"] > max(scores[best]["std"], current["std"])
+    return {"scores": {v: {"mean": s["mean"], "std": s["std"]} for v, s in scores.items()}, "best": best,
+            "recommended": best if margin or current is None else DEFAULT_SEC}
+
+
 def ordered(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows by K (largest first), then in the order of VARIANTS (identity, sec, its variants, baselines)."""
     rank = {v.name: i for i, v in enumerate(VARIANTS)}
@@ -207,6 +227,13 @@ def markdown(report: dict[str, Any]) -> str:
                    f"{_cell(binary)} | {_cell(open_)} | {len(e['seeds'])} |")
     out += ["", "## Default SEC against identity and the baselines (same K)", ""]
     out += [f"- {line}" for line in report["sec_vs_baselines"]]
+    choice = report["sec_default"]
+    out += ["", "## Choosing the default SEC variant", "",
+            "Score = mean over seeds of the per-seed average over both benchmarks and both K; the best variant replaces "
+            f"the default `{DEFAULT_SEC}` only if it leads by more than the larger seed-std of the two scores.", "",
+            "| variant | score |", "|---|---:|"]
+    out += [f"| {v} | {_cell(s)} |" for v, s in sorted(choice["scores"].items(), key=lambda kv: -kv[1]["mean"])]
+    out += ["", f"Best: `{choice['best']}`; recommended default: `{choice['recommended']}`."]
     for bench in BENCHMARKS:
         first = next(iter(table.values()))[bench]["per_stratum"]
         for key, values in first.items():
@@ -281,6 +308,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
               "sec_vs_baselines": sec_against_baselines(table), "wall_s": time.time() - start,
               "runs": [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")} |
                        {b: r[b]["accuracy"] for b in BENCHMARKS} for r in sorted(results, key=lambda r: (r["variant"], r["tokens"], r["seed"]))]}
+    report["sec_default"] = recommend_sec_variant(report["runs"])
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results_dir / "accuracy.json", report)
     tmp = results_dir / "accuracy.md.tmp"
