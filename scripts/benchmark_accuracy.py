@@ -47,7 +47,8 @@ def main() -> None:
         print(f"{e['variant']:<22}{e['tokens']:>4}{cells}")
     print(f"{'blind':<22}{'':>4}" + "".join(f"{report['blind'][b]:>14.1f}{'':8}" for b in ("gqa", "textvqa")))
     print("\n" + "\n".join(report["sec_vs_baselines"]))
-    print(f"\nwrote {Path(args.out) / 'accuracy.json'}, accuracy.md and accuracy.png ({report['wall_s'] / 60:.1f} min)")
+    print(f"\nwrote {Path(args.out) / 'accuracy.json'}, accuracy.md and accuracy.png ({report['wall_s_this_invocation'] / 60:.1f} min; "
+          f"the runs took {report['run_s_total'] / 60:.0f} min of single-thread process time, {cfg.jobs} at a time)")
 
 
 if __name__ == "__main__":

@@ -305,7 +305,8 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
     table = aggregate(results)
     report = {"command": command, "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
               "num_patches": NUM_PATCHES, "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS}, "table": table,
-              "sec_vs_baselines": sec_against_baselines(table), "wall_s": time.time() - start,
+              "sec_vs_baselines": sec_against_baselines(table), "wall_s_this_invocation": time.time() - start,
+              "run_s_total": sum(sum(r["timings"].values()) for r in results),
               "runs": [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")} |
                        {b: r[b]["accuracy"] for b in BENCHMARKS} for r in sorted(results, key=lambda r: (r["variant"], r["tokens"], r["seed"]))]}
     report["sec_default"] = recommend_sec_variant(report["runs"])
