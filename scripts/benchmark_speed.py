@@ -45,6 +45,8 @@ def print_tables(result: dict) -> None:
     for name, row in result["projector_ms"].items():
         ratio = result["projector_speedup_vs_sec"][name]
         print(f"  {name:<10}" + "".join(f"{row[str(k)]:>10.2f} ({ratio[str(k)]:>5.1f}x)" for k in KS))
+    print("  k-means (10 iterations) time / bare SEC clustering (sec_plain) time: "
+          + ", ".join(f"K={k}: {v:.1f}x" for k, v in result["kmeans_over_sec_plain"].items()))
     print("\nprefill (whole model, logits of the last position)")
     print(f"  {'K':>5}{'ms':>10}{'speedup':>10}{'LM-only':>10}{'ideal':>10}{'of LM':>9}{'of ideal':>10}{'KV MiB':>9}{'proj share':>12}")
     for k, row in sorted(result["prefill"].items(), key=lambda kv: -int(kv[0])):

@@ -35,7 +35,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .projector_base import Projector, ProjectorOutput, check_num_tokens, grid_side
@@ -68,6 +67,30 @@ def fourier_features(pos: torch.Tensor) -> torch.Tensor:
     freqs = math.pi * 2.0 ** torch.arange(NUM_FREQUENCIES, device=pos.device, dtype=pos.dtype)  # [F]
     angles = pos[..., None] * freqs  # [..., 2, F]
     return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # [..., 4F]
+
+
+def global_cosine(keys: torch.Tensor) -> torch.Tensor:
+    """``keys`` ``[..., N, d]`` -> cosine of each key with their mean ``[..., N]``.
+
+    One matrix-vector product and the norms: ``F.cosine_similarity`` against a broadcast global token
+    materialises the broadcast and was several times slower on CPU.
+    """
+    glob = keys.mean(dim=-2, keepdim=True)  # [..., 1, d]
+    dots = torch.matmul(keys, glob.transpose(-1, -2)).squeeze(-1)  # [..., N]
+    norms = torch.linalg.vector_norm(keys, dim=-1) * torch.linalg.vector_norm(glob, dim=-1)  # [..., N]
+    return dots / norms.clamp_min(1e-8)
+
+
+def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t`` ``[B, H, N, d]``, ``index`` ``[B, H, M]`` -> ``t[b, h, index[b, h, m]]`` ``[B, H, M, d]``.
+
+    Whole rows through ``index_select`` on the flattened tokens: ``gather`` with an index expanded
+    over ``d`` reads one index per element and was several times slower on CPU.
+    """
+    b, h, n, d = t.shape
+    offsets = torch.arange(b * h, device=t.device).view(b, h, 1) * n  # [B, H, 1]
+    rows = (index + offsets).reshape(-1)  # [B*H*M]
+    return t.reshape(b * h * n, d).index_select(0, rows).view(b, h, index.shape[-1], d)
 
 
 def equitable_assignment(scores: torch.Tensor, num_clusters: int, grouping: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,8 +146,7 @@ class SecProjector(Projector):
         values = x.view(b, n, h, dh).transpose(1, 2)  # [B, H, N, dh]
 
         with torch.no_grad():
-            glob = keys.mean(dim=2, keepdim=True)  # [B, H, 1, dh]
-            scores = F.cosine_similarity(keys.float(), glob.float(), dim=-1)  # [B, H, N]
+            scores = global_cosine(keys.float())  # [B, H, N]
             cluster, order = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N] each
         raster = torch.arange(n, device=x.device)  # [N]
         side = grid_side(n, "sec position_embedding input token count") if self.pos_embed is not None else None
@@ -136,10 +158,10 @@ class SecProjector(Projector):
 
         if self.config.order == "position":
             perm = torch.sort(mean_raster, dim=-1, stable=True).indices  # [B, K]
-        else:
+            tokens = take_rows(tokens.unsqueeze(1), perm.unsqueeze(1)).squeeze(1)  # [B, K, D]
+        else:  # clusters are already in score order: no copy
             perm = torch.arange(k, device=x.device).expand(b, k)
         slot = torch.empty_like(perm).scatter_(-1, perm, torch.arange(k, device=x.device).expand(b, k))  # [B, K]
-        tokens = tokens.gather(1, perm.unsqueeze(-1).expand(b, k, d))  # [B, K, D]
 
         if self.pos_embed is not None:
             mean_rc = mean_rc.mean(1).gather(1, perm.unsqueeze(-1).expand(b, k, 2))  # [B, K, 2]
@@ -170,11 +192,11 @@ class SecProjector(Projector):
         m = n // k
         with torch.no_grad():
             members = order.view(b, h, k, m) if self.config.grouping == "band" else order.view(b, h, m, k).transpose(-1, -2)
-        flat = members.reshape(b, h, n, 1)  # [B, H, K*M, 1]
-        grouped = values.gather(2, flat.expand(b, h, n, dh)).view(b, h, k, m, dh)  # [B, H, K, M, dh]
+        flat = members.reshape(b, h, n)  # [B, H, K*M] token index in cluster order
+        grouped = take_rows(values, flat).view(b, h, k, m, dh)  # [B, H, K, M, dh]
         means = grouped.mean(3)  # [B, H, K, dh]
         if self.query is not None:
-            member_keys = keys.gather(2, flat.expand(b, h, n, dh)).view(b, h, k, m, dh)
+            member_keys = take_rows(keys, flat).view(b, h, k, m, dh)
             weights = torch.softmax(self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1)  # [B, H, K, M]
             pooled = (weights.unsqueeze(-1) * grouped).sum(3)
         else:

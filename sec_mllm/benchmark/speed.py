@@ -186,6 +186,8 @@ def run_speed(settings: SpeedSettings) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "projector_ms": projector_ms,
         "projector_speedup_vs_sec": {name: {k: v / projector_ms["sec"][k] for k, v in row.items()} for name, row in projector_ms.items()},
+        # the clustering itself: how many times the bare one-pass SEC is faster than 10-iteration k-means
+        "kmeans_over_sec_plain": {k: projector_ms["kmeans"][k] / v for k, v in projector_ms["sec_plain"].items()},
         "projector_share_of_forward": share,
         "prefill": prefill_rows,
         "train_samples_per_s": train_throughput(settings),
