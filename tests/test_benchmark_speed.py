@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def result():
     settings = SpeedSettings(lm_width=64, lm_layers=2, lm_heads=2, vision_width=64, vision_layers=1, text_tokens=8,
-                             train_batch=1, warmup=0, repeats=1)
+                             train_batch=1, warmup=0, repeats=1, projector_repeats=1)
     return run_speed(settings)
 
 

@@ -12,7 +12,10 @@ d. KV-cache bytes (measured on the returned cache) and peak memory against K (CU
 e. stage-2 training samples per second against K (forward, backward and AdamW step of connector +
    projector + LM, vision tower frozen).
 
-Every timing: warm-up runs, then the median of repeats. Shapes: a CLIP ViT-L/14-336-shaped vision
+Every timing: warm-up, then the median of repeats. Projectors are timed one at a time on the same input
+(an isolated operation, warm caches). Prefill is timed in interleaved rounds (the whole model and the bare
+LM at every K in turn) so that a slow spell of the shared machine hits all of them alike, which holds the
+four prefill models at once (about 54 GB for the 7B shape in bf16); training steps are timed per K. Shapes: a CLIP ViT-L/14-336-shaped vision
 feature grid (576 x 1024) feeds the projectors; the whole-model runs use a scaled-down CLIP tower
 producing that grid and a Llama-shaped LM whose size is set by the caller (the 7B shape on a GPU).
 """
@@ -23,7 +26,7 @@ import gc
 import resource
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -49,12 +52,13 @@ class SpeedSettings:
     train_batch: int = 4
     warmup: int = 2
     repeats: int = 5
+    projector_repeats: int = 20  # projector calls take milliseconds: more rounds for a stable median
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
 
     @classmethod
     def quick(cls) -> "SpeedSettings":
-        return cls(lm_width=512, lm_layers=4, lm_heads=8, vision_layers=1, repeats=3, warmup=1, train_batch=2)
+        return cls(lm_width=512, lm_layers=4, lm_heads=8, vision_layers=1, repeats=3, warmup=1, train_batch=2, projector_repeats=5)
 
 
 def timed(fn: Callable[[], Any], settings: SpeedSettings) -> float:
@@ -86,7 +90,7 @@ def projector_times(settings: SpeedSettings) -> dict[str, dict[str, float]]:
     for k in KS:
         for name, cfg in projector_configs(k).items():
             proj = build_projector(name.replace("_plain", ""), cfg, D).to(settings.device, settings.dtype).eval()
-            out.setdefault(name, {})[str(k)] = timed(lambda: proj(x), settings)
+            out.setdefault(name, {})[str(k)] = timed(lambda proj=proj: proj(x), replace(settings, repeats=settings.projector_repeats))
     return out
 
 
@@ -122,28 +126,52 @@ def _peak_memory_mb(fn: Callable[[], Any], settings: SpeedSettings) -> float:
     return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # KiB -> MiB; 0 if below the old peak
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], settings: SpeedSettings) -> dict[str, float]:
+    """Median wall time (ms) of each function, timed in rounds that call every function once in turn.
+
+    Interleaving spreads a slow spell of a shared machine over all candidates instead of letting it land
+    on whichever one was being timed in a block, so ratios between them stay meaningful.
+    """
+    sync = torch.cuda.synchronize if settings.device.startswith("cuda") else (lambda: None)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(settings.warmup + settings.repeats):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            if round_ >= settings.warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 @torch.no_grad()
 def prefill(settings: SpeedSettings) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Whole-model and LM-only prefill per K (identity = 576 tokens first), plus the projector's share."""
+    """Whole-model and LM-only prefill per K (identity = 576 tokens first), plus the projector's share.
+
+    All models are built first and timed in interleaved rounds (whole model and bare LM for every K).
+    """
     results: dict[str, dict[str, float]] = {}
-    share: dict[str, float] = {}
-    runs = [("identity", None)] + [("sec", k) for k in KS]
-    for projector, k in runs:
+    fns: dict[str, Callable[[], Any]] = {}
+    proj_ms: dict[str, float] = {}
+    for projector, k in [("identity", None)] + [("sec", k) for k in KS]:
         model = build_model(settings, projector, k)
         inputs = _inputs(model, settings, settings.batch)
         embeds = torch.randn(settings.batch, inputs["input_ids"].shape[1], settings.lm_width, device=settings.device, dtype=settings.dtype)
-        whole = timed(lambda: model(**inputs, logits_to_keep=1, use_cache=True), settings)
-        lm_only = timed(lambda: model.language_model(inputs_embeds=embeds, logits_to_keep=1, use_cache=True), settings)
+        key = str(model.num_image_tokens)
+        fns[f"whole/{key}"] = lambda model=model, inputs=inputs: model(**inputs, logits_to_keep=1, use_cache=True)
+        fns[f"lm/{key}"] = lambda model=model, embeds=embeds: model.language_model(inputs_embeds=embeds, logits_to_keep=1, use_cache=True)
         feats = model.vision_tower(inputs["pixel_values"], model.config.vision_feature_layer, model.config.vision_feature_select_strategy)
-        proj_ms = timed(lambda: model.projector(feats), settings)
+        proj_ms[key] = timed(lambda model=model, feats=feats: model.projector(feats), settings)
         cache = model(**inputs, logits_to_keep=1, use_cache=True).past_key_values
         kv_bytes = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
-        peak = _peak_memory_mb(lambda: model(**inputs, logits_to_keep=1, use_cache=True), settings)
-        key = str(model.num_image_tokens)
-        results[key] = {"ms": whole, "lm_only_ms": lm_only, "kv_cache_bytes": kv_bytes, "peak_memory_mb": peak,
-                        "sequence_length": inputs["input_ids"].shape[1]}
-        share[key] = proj_ms / whole
-        gc.collect()
+        peak = _peak_memory_mb(fns[f"whole/{key}"], settings)
+        results[key] = {"kv_cache_bytes": kv_bytes, "peak_memory_mb": peak, "sequence_length": inputs["input_ids"].shape[1]}
+    ms = interleaved(fns, settings)
+    share: dict[str, float] = {}
+    for key, row in results.items():
+        row["ms"], row["lm_only_ms"] = ms[f"whole/{key}"], ms[f"lm/{key}"]
+        share[key] = proj_ms[key] / row["ms"]
     base = results[str(N)]
     for key, row in results.items():
         t = settings.text_tokens
