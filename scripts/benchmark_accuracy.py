@@ -1,7 +1,7 @@
 """Every token compressor at K = N/4 and N/16 (identity once) on the synthetic benchmark, over seeds.
 
     python scripts/benchmark_accuracy.py --out benchmarks/results/accuracy            # the committed table
-    python scripts/benchmark_accuracy.py --out DIR --reduced                          # minutes (the test's run)
+    python scripts/benchmark_accuracy.py --out DIR --reduced --variants identity sec --seeds 0   # about a minute (the test)
     python scripts/benchmark_accuracy.py --out DIR --variants sec avgpool --seeds 0 1 2
 
 Writes DIR/accuracy.json (every run, and mean / std per configuration, overall and per stratum),
@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="where accuracy.{json,md,png} go")
     parser.add_argument("--work", default="runs/benchmark_accuracy", help="data, base model and per-run outputs")
-    parser.add_argument("--reduced", action="store_true", help="small sizes, a few steps, 2 seeds (minutes; for tests)")
+    parser.add_argument("--reduced", action="store_true", help="small sizes, a few steps, 2 seeds (the whole grid: about 9 minutes on 2 cores)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     parser.add_argument("--stage2-steps", type=int, default=None)
