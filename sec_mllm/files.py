@@ -45,16 +45,20 @@ def require_keys(record: dict[str, Any], keys: tuple[str, ...], where: str) -> N
         raise ValueError(f"{where}: missing key(s) {missing}")
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text to a temporary file in the same folder, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON (indented, newline-terminated) atomically: see ``write_text_atomic``."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -176,6 +176,14 @@ def summarize(answers_dir: Path, data: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def blind_baseline(data: Path, out: Path) -> dict[str, dict[str, Any]]:
+    """Answer both test sets with the training-majority answer per question (no image) and score them."""
+    train = str(data / "train" / "instructions.json")
+    write_blind_answers(train, str(data / "gqa" / "llava_gqa_testdev_balanced.jsonl"), str(out / "gqa.jsonl"))
+    write_blind_answers(train, str(data / "textvqa" / "llava_textvqa_val_v051_noocr.jsonl"), str(out / "textvqa.jsonl"))
+    return summarize(out, data)
+
+
 def format_table(results: dict[str, Any]) -> str:
     lines = []
     for bench in ("gqa", "textvqa"):
@@ -208,10 +216,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         summary = summarize(run / name, data)
         results["gqa"][name], results["textvqa"][name] = summary["gqa"], summary["textvqa"]
     t = time.time()
-    blind = run / "blind"
-    write_blind_answers(str(data / "train" / "instructions.json"), str(data / "gqa" / "llava_gqa_testdev_balanced.jsonl"), str(blind / "gqa.jsonl"))
-    write_blind_answers(str(data / "train" / "instructions.json"), str(data / "textvqa" / "llava_textvqa_val_v051_noocr.jsonl"), str(blind / "textvqa.jsonl"))
-    summary = summarize(blind, data)
+    summary = blind_baseline(data, run / "blind")
     results["gqa"]["blind"], results["textvqa"]["blind"] = summary["gqa"], summary["textvqa"]
     timings["blind_s"] = time.time() - t
     t = time.time()

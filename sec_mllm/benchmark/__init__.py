@@ -1,1 +1,1 @@
-"""Benchmarks: speed and memory of projectors and whole models (speed.py)."""
+"""Benchmarks: speed and memory (speed.py) and compressor accuracy on the synthetic benchmark (accuracy.py)."""

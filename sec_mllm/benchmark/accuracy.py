@@ -15,7 +15,6 @@ an interrupted benchmark resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -27,9 +26,8 @@ from typing import Any
 from tqdm import tqdm
 
 from ..data.synthetic import generate
-from ..evaluation.blind import write_blind_answers
-from ..files import write_json_atomic
-from ..quickstart import QuickstartConfig, build_base, summarize, train_and_eval
+from ..files import read_json, write_json_atomic, write_text_atomic
+from ..quickstart import QuickstartConfig, blind_baseline, build_base, summarize, train_and_eval
 
 BENCHMARKS = ("gqa", "textvqa")
 BENCHMARK_TITLES = {"gqa": "Shapes-GQA", "textvqa": "Rendered-TextVQA"}
@@ -117,7 +115,7 @@ def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path
     """Train, evaluate and score one (variant, K, seed); reuse its result.json when it exists."""
     done = runs / key.name / "result.json"
     if done.exists():
-        result = json.loads(done.read_text())
+        result = read_json(done)
         expected = {"flags": key.variant.training_flags(key.tokens), "stage2_steps": cfg.model.stage2_steps}
         found = {"flags": result.get("flags"), "stage2_steps": result.get("stage2_steps")}
         if found != expected:
@@ -285,10 +283,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
     if not (base / "clip" / "config.json").exists():
         generate(str(data), cfg.model.sizes, cfg.model.seed)
         build_base(cfg.model, data, base)
-    for bench, questions in (("gqa", data / "gqa" / "llava_gqa_testdev_balanced.jsonl"),
-                             ("textvqa", data / "textvqa" / "llava_textvqa_val_v051_noocr.jsonl")):
-        write_blind_answers(str(data / "train" / "instructions.json"), str(questions), str(work / "blind" / f"{bench}.jsonl"))
-    blind = summarize(work / "blind", data)
+    blind = blind_baseline(data, work / "blind")
     keys = grid(cfg)
     results, failures = [], []
     start = time.time()
@@ -300,6 +295,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
             except (Exception, SystemExit) as error:  # keep the finished runs; report every failure at the end
                 failures.append(f"{futures[future].name}: {error}")
             bar.update(1)
+    results.sort(key=lambda r: (r["variant"], r["tokens"], r["seed"]))  # completion order varies; the files must not
     for r in results:
         r["gqa_binary"], r["gqa_open"] = r["gqa"]["binary"], r["gqa"]["open"]
     table = aggregate(results)
@@ -308,13 +304,11 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
               "sec_vs_baselines": sec_against_baselines(table), "wall_s_this_invocation": time.time() - start,
               "run_s_total": sum(sum(r["timings"].values()) for r in results),
               "runs": [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")} |
-                       {b: r[b]["accuracy"] for b in BENCHMARKS} for r in sorted(results, key=lambda r: (r["variant"], r["tokens"], r["seed"]))]}
+                       {b: r[b]["accuracy"] for b in BENCHMARKS} for r in results]}
     report["sec_default"] = recommend_sec_variant(report["runs"])
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results_dir / "accuracy.json", report)
-    tmp = results_dir / "accuracy.md.tmp"
-    tmp.write_text(markdown(report))
-    tmp.replace(results_dir / "accuracy.md")
+    write_text_atomic(results_dir / "accuracy.md", markdown(report))
     plot(report, results_dir / "accuracy.png")
     if failures:
         raise SystemExit(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume):\n  " + "\n  ".join(failures))

@@ -15,9 +15,10 @@ e. stage-2 training samples per second against K (forward, backward and AdamW st
 Every timing: warm-up, then the median of repeats. Projectors are timed one at a time on the same input
 (an isolated operation, warm caches). Prefill is timed in interleaved rounds (the whole model and the bare
 LM at every K in turn) so that a slow spell of the shared machine hits all of them alike, which holds the
-four prefill models at once (about 54 GB for the 7B shape in bf16); training steps are timed per K. Shapes: a CLIP ViT-L/14-336-shaped vision
-feature grid (576 x 1024) feeds the projectors; the whole-model runs use a scaled-down CLIP tower
-producing that grid and a Llama-shaped LM whose size is set by the caller (the 7B shape on a GPU).
+four prefill models at once (about 54 GB for the 7B shape in bf16); training steps are timed per K.
+Shapes: a CLIP ViT-L/14-336-shaped vision feature grid (576 x 1024) feeds the projectors; the
+whole-model runs use a scaled-down CLIP tower producing that grid and a Llama-shaped LM whose size is
+set by the caller (the 7B shape on a GPU).
 """
 
 from __future__ import annotations
@@ -61,19 +62,28 @@ class SpeedSettings:
         return cls(lm_width=512, lm_layers=4, lm_heads=8, vision_layers=1, repeats=3, warmup=1, train_batch=2, projector_repeats=5)
 
 
-def timed(fn: Callable[[], Any], settings: SpeedSettings) -> float:
-    """Median wall time of ``fn`` in milliseconds."""
+def interleaved(fns: dict[str, Callable[[], Any]], settings: SpeedSettings) -> dict[str, float]:
+    """Median wall time (ms) of each function, timed in rounds that call every function once in turn.
+
+    Interleaving spreads a slow spell of a shared machine over all candidates instead of letting it land
+    on whichever one was being timed in a block, so ratios between them stay meaningful.
+    """
     sync = torch.cuda.synchronize if settings.device.startswith("cuda") else (lambda: None)
-    for _ in range(settings.warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(settings.repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(settings.warmup + settings.repeats):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            if round_ >= settings.warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def timed(fn: Callable[[], Any], settings: SpeedSettings) -> float:
+    """Median wall time of ``fn`` in milliseconds (warm-up, then ``settings.repeats`` calls)."""
+    return interleaved({"fn": fn}, settings)["fn"]
 
 
 def projector_configs(k: int) -> dict[str, dict[str, Any]]:
@@ -124,25 +134,6 @@ def _peak_memory_mb(fn: Callable[[], Any], settings: SpeedSettings) -> float:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
     return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # KiB -> MiB; 0 if below the old peak
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], settings: SpeedSettings) -> dict[str, float]:
-    """Median wall time (ms) of each function, timed in rounds that call every function once in turn.
-
-    Interleaving spreads a slow spell of a shared machine over all candidates instead of letting it land
-    on whichever one was being timed in a block, so ratios between them stay meaningful.
-    """
-    sync = torch.cuda.synchronize if settings.device.startswith("cuda") else (lambda: None)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(settings.warmup + settings.repeats):
-        for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            if round_ >= settings.warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 @torch.no_grad()
