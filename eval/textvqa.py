@@ -1,40 +1,11 @@
-"""TextVQA val: answer with a SEC-MLLM checkpoint and score with the m4c / EvalAI metric.
+"""TextVQA val with LLaVA-style command lines; the entry module is
+sec_mllm.evaluation.run_textvqa (see its docstring for the flags).
 
-    python eval/textvqa.py --model-path ckpt --question-file llava_textvqa_val_v051_ocr.jsonl \
-        --image-folder textvqa/train_images --annotation-file TextVQA_0.5.1_val.json \
-        --answers-file answers/textvqa.jsonl [--no-ocr]
-    torchrun --nproc_per_node 8 eval/textvqa.py ...      # sharded; a rerun resumes
-
-With OCR tokens in the prompt (the default, as LLaVA-1.5's 58.2) the model may copy text it never
-read; --no-ocr drops the "Reference OCR token:" line (lmms-eval's default setting).
+    python eval/textvqa.py --model-path ckpt --question-file ... --image-folder ... \
+        --answers-file answers/textvqa.jsonl ...
 """
 
-from __future__ import annotations
-
-import argparse
-
-from sec_mllm.evaluation.cli import add_common_args, run_and_score
-from sec_mllm.evaluation.textvqa import OCR_LINE, score_textvqa
-
-
-def drop_ocr_line(row: dict) -> dict:
-    """Remove the 'Reference OCR token:' line, keeping LLaVA's two-line prompt shape."""
-    lines = [line for line in row["text"].split("\n") if not line.startswith(OCR_LINE.strip())]
-    return {**row, "text": "\n".join(lines)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
-    parser.add_argument("--annotation-file", required=True, help="TextVQA_0.5.1_val.json")
-    parser.add_argument("--no-ocr", action="store_true", help="drop OCR tokens from the prompts")
-    args = parser.parse_args()
-    run_and_score(
-        args,
-        lambda: score_textvqa(args.answers_file, args.annotation_file, args.allow_missing),
-        transform=drop_ocr_line if args.no_ocr else None,
-    )
-
+from sec_mllm.evaluation.run_textvqa import main
 
 if __name__ == "__main__":
     main()

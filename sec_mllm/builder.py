@@ -3,8 +3,8 @@
 ``build_model`` composes a vision tower, a projector, a connector and a causal LM into a
 :class:`SecMllmForConditionalGeneration`; pretrained parts keep their weights, the projector and the
 connector start from random initialisation. ``build_processor`` pairs the LM's tokenizer (with an
-``<image>`` special token) and an image processor for the tower with the model's K.
-``llava_to_sec_mllm`` starts from a transformers-format LLaVA checkpoint.
+``<image>`` special token) and an image processor for the tower with the model's K. Starting from an
+existing LLaVA checkpoint is ``convert_llava``'s job.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
-    AutoProcessor,
     AutoTokenizer,
     CLIPImageProcessor,
-    LlavaForConditionalGeneration,
     PreTrainedConfig,
     PreTrainedTokenizerBase,
 )
 
-from .configuration_sec_mllm import OpenClipVisionConfig, SecMllmConfig
+from .configuration_sec_mllm import SecMllmConfig
 from .modeling_sec_mllm import SecMllmForConditionalGeneration
 from .processing_sec_mllm import SecMllmProcessor
-from .vision import image_normalization
+from .vision import OpenClipVisionConfig, image_normalization
 
 OPEN_CLIP_PREFIX = "open_clip:"
 ConfigLike = str | PreTrainedConfig | dict
@@ -59,7 +57,7 @@ def resolve_vision_tower(
     if isinstance(vision_tower, str) and vision_tower.startswith(OPEN_CLIP_PREFIX):
         import open_clip
 
-        name = vision_tower[len(OPEN_CLIP_PREFIX):]
+        name = vision_tower[len(OPEN_CLIP_PREFIX) :]
         model_cfg = open_clip.get_model_config(name)
         if model_cfg is None:
             raise ValueError(f"unknown open_clip model '{name}'; see open_clip.list_models()")
@@ -163,7 +161,8 @@ def build_processor(
     token_id = ensure_image_token(tokenizer, image_token)
     if token_id != config.image_token_id:
         raise ValueError(
-            f"the tokenizer gives {image_token!r} id {token_id} but the model config expects image_token_id={config.image_token_id}"
+            f"the tokenizer gives {image_token!r} id {token_id} but the model config expects "
+            f"image_token_id={config.image_token_id}"
         )
     return SecMllmProcessor(
         image_processor=image_processor or default_image_processor(config.vision_config),
@@ -172,67 +171,3 @@ def build_processor(
         image_token=image_token,
         image_aspect_ratio=image_aspect_ratio,
     )
-
-
-def llava_state_dict_to_sec_mllm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename transformers-format LLaVA keys to SEC-MLLM keys (the projector has no LLaVA counterpart)."""
-    renames = (
-        ("model.vision_tower.", "vision_tower.model."),
-        ("model.multi_modal_projector.linear_1.", "connector.0."),
-        ("model.multi_modal_projector.linear_2.", "connector.2."),
-        ("model.language_model.", "language_model.model."),
-        ("lm_head.", "language_model.lm_head."),
-    )
-    out = {}
-    for key, value in state_dict.items():
-        for old, new in renames:
-            if key.startswith(old):
-                out[new + key[len(old):]] = value
-                break
-        else:
-            raise ValueError(f"unexpected LLaVA weight '{key}'")
-    return out
-
-
-def llava_to_sec_mllm(
-    path: str,
-    projector_type: str = "identity",
-    projector_config: dict[str, Any] | None = None,
-    dtype: torch.dtype | None = None,
-    image_aspect_ratio: str = "pad",
-) -> tuple[SecMllmForConditionalGeneration, SecMllmProcessor]:
-    """Load a transformers-format LLaVA folder as a SEC-MLLM with the given projector, plus its processor."""
-    llava = LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype)
-    lcfg = llava.config
-    if not isinstance(lcfg.vision_feature_layer, int):
-        raise ValueError(f"multi-layer vision features {lcfg.vision_feature_layer} are not supported")
-    if lcfg.projector_hidden_act != "gelu":
-        raise ValueError(f"LLaVA connector activation {lcfg.projector_hidden_act!r} is not supported (only gelu)")
-    config = SecMllmConfig(
-        vision_config=lcfg.vision_config.to_dict(),
-        text_config=lcfg.text_config.to_dict(),
-        projector_type=projector_type,
-        projector_config=dict(projector_config or {}),
-        connector_type="mlp2x_gelu",
-        image_token_id=lcfg.image_token_id,
-        vision_feature_layer=lcfg.vision_feature_layer,
-        vision_feature_select_strategy=lcfg.vision_feature_select_strategy,
-    )
-    model = SecMllmForConditionalGeneration(config)
-    missing, unexpected = model.load_state_dict(llava_state_dict_to_sec_mllm(llava.state_dict()), strict=False)
-    missing = [k for k in missing if not k.startswith("projector.")]
-    if missing or unexpected:
-        raise ValueError(f"LLaVA weights do not fit: missing {missing}, unexpected {unexpected}")
-    if dtype is not None:
-        model.to(dtype)
-    model.vision_tower.requires_grad_(False)
-    llava_processor = AutoProcessor.from_pretrained(path)
-    processor = SecMllmProcessor(
-        image_processor=llava_processor.image_processor,
-        tokenizer=llava_processor.tokenizer,
-        num_image_tokens=model.num_image_tokens,
-        image_token=llava_processor.image_token,
-        image_aspect_ratio=image_aspect_ratio,
-        chat_template=llava_processor.chat_template,
-    )
-    return model, processor

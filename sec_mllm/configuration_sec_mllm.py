@@ -1,7 +1,7 @@
 """Configuration of SEC-MLLM: vision tower + projector (token compressor) + connector + causal LM.
 
 ``SecMllmConfig`` holds architecture only, never training flags. Sub-configs: ``vision_config`` (a
-transformers CLIP / SigLIP vision config, or :class:`OpenClipVisionConfig` for open_clip towers) and
+transformers CLIP / SigLIP vision config, or ``vision.OpenClipVisionConfig`` for open_clip towers) and
 ``text_config`` (any causal LM config). The number of image tokens K is derived from the vision grid and
 the projector (:attr:`SecMllmConfig.num_image_tokens`); it is never stored.
 """
@@ -15,53 +15,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .projectors import build_projector
-
-VISION_FEATURE_SELECT_STRATEGIES = ("default", "full")
-
-
-class OpenClipVisionConfig(PreTrainedConfig):
-    """An open_clip vision tower: ``model_name`` plus the full open_clip model config it was built from.
-
-    ``model_cfg`` is what ``open_clip.get_model_config(model_name)`` returns (``embed_dim``,
-    ``vision_cfg``, ...), stored so that the tower can be rebuilt without open_clip's registry.
-    """
-
-    model_type = "sec_mllm_open_clip_vision"
-
-    model_name: str = "ViT-B-32"
-    model_cfg: dict | None = None
-    image_mean: list | None = None
-    image_std: list | None = None
-
-    @property
-    def vision_cfg(self) -> dict[str, Any]:
-        if not self.model_cfg or "vision_cfg" not in self.model_cfg:
-            raise ValueError(f"open_clip vision config for '{self.model_name}' has no model_cfg['vision_cfg']")
-        return self.model_cfg["vision_cfg"]
-
-    @property
-    def image_size(self) -> int:
-        size = self.vision_cfg.get("image_size", 224)
-        return size if isinstance(size, int) else size[0]
-
-    @property
-    def patch_size(self) -> int:
-        return self.vision_cfg.get("patch_size", 16)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.vision_cfg["width"]
-
-
-def vision_num_patches(vision_config: PreTrainedConfig, select_strategy: str) -> int:
-    """Number of vision tokens N the tower hands to the projector (CLS dropped under "default")."""
-    if select_strategy not in VISION_FEATURE_SELECT_STRATEGIES:
-        raise ValueError(
-            f"vision_feature_select_strategy={select_strategy!r} is not one of {list(VISION_FEATURE_SELECT_STRATEGIES)}"
-        )
-    patches = (vision_config.image_size // vision_config.patch_size) ** 2
-    has_cls = vision_config.model_type in ("clip_vision_model", OpenClipVisionConfig.model_type)
-    return patches + (1 if has_cls and select_strategy == "full" else 0)
+from .vision import OpenClipVisionConfig, vision_num_patches
 
 
 class SecMllmConfig(PreTrainedConfig):
@@ -97,7 +51,10 @@ class SecMllmConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
-        if isinstance(self.vision_config, dict) and self.vision_config.get("model_type") == OpenClipVisionConfig.model_type:
+        if (
+            isinstance(self.vision_config, dict)
+            and self.vision_config.get("model_type") == OpenClipVisionConfig.model_type
+        ):
             self.vision_config = OpenClipVisionConfig(**self.vision_config)
         if self.projector_config is None:
             self.projector_config = {}

@@ -74,19 +74,6 @@ class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
             # A generated placeholder would ask for image features that do not exist.
             self.generation_config.suppress_tokens = [config.image_token_id]
 
-    @classmethod
-    def from_llava_pretrained(
-        cls,
-        path: str,
-        projector_type: str = "identity",
-        projector_config: dict | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> "SecMllmForConditionalGeneration":
-        """Start from a transformers-format LLaVA folder; see ``builder.llava_to_sec_mllm`` for the processor."""
-        from .builder import llava_to_sec_mllm
-
-        return llava_to_sec_mllm(path, projector_type, projector_config, dtype)[0]
-
     def save_pretrained(self, save_directory: str, *args, **kwargs) -> None:
         """As transformers', plus an ``AutoModelForImageTextToText`` entry in ``auto_map`` for remote code."""
         if self._auto_class is not None:
@@ -157,11 +144,11 @@ class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
             image_mask = input_ids == self.config.image_token_id  # [B, T]
             inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(image_mask, 0))  # [B, T, D]
             if pixel_values is not None:
-                inputs_embeds = self.merge_image_features(input_ids, inputs_embeds, self.get_image_features(pixel_values))
-            elif (past_key_values is None or past_key_values.get_seq_length() == 0) and bool(image_mask.any()):
-                raise ValueError(
-                    f"input_ids hold {int(image_mask.sum())} image tokens but no pixel_values were given"
+                inputs_embeds = self.merge_image_features(
+                    input_ids, inputs_embeds, self.get_image_features(pixel_values)
                 )
+            elif (past_key_values is None or past_key_values.get_seq_length() == 0) and bool(image_mask.any()):
+                raise ValueError(f"input_ids hold {int(image_mask.sum())} image tokens but no pixel_values were given")
         elif pixel_values is not None:
             raise ValueError("pixel_values need input_ids to locate the image tokens; got inputs_embeds only")
         return self.language_model(

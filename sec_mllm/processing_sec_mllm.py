@@ -82,7 +82,8 @@ class SecMllmProcessor(ProcessorMixin):
         n_placeholders = sum(t.count(self.image_token) for t in texts)
         if n_placeholders != len(image_list):
             raise ValueError(
-                f"the text holds {n_placeholders} {self.image_token!r} placeholder(s) but {len(image_list)} image(s) were given"
+                f"the text holds {n_placeholders} {self.image_token!r} placeholder(s) but {len(image_list)} "
+                "image(s) were given"
             )
         encoding = self.tokenizer(
             [self.expand_placeholders(t) for t in texts], padding=padding, return_tensors=return_tensors, **kwargs

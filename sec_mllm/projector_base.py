@@ -63,9 +63,7 @@ def parse_config(config_class: type[C], values: dict[str, Any] | None, projector
     allowed = [f.name for f in dataclasses.fields(config_class)]
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise ValueError(
-            f"unknown config key(s) {unknown} for projector '{projector}'; allowed keys: {allowed}"
-        )
+        raise ValueError(f"unknown config key(s) {unknown} for projector '{projector}'; allowed keys: {allowed}")
     return config_class(**values)
 
 

@@ -187,20 +187,26 @@ class SecProjector(Projector):
     def _positions(raster: torch.Tensor, side: int | None) -> torch.Tensor | None:
         if side is None:
             return None
-        return (torch.stack([raster // side, raster % side], dim=-1).float() + 0.5) / side  # [N, 2] (row, col) in [0, 1]
+        return (
+            torch.stack([raster // side, raster % side], dim=-1).float() + 0.5
+        ) / side  # [N, 2] (row, col) in [0, 1]
 
     def _reduce_equal(self, keys, values, order, k, raster, side):
         """Equal cluster sizes (K divides N): view the tokens in rank order as K groups of N / K."""
         b, h, n, dh = values.shape
         m = n // k
         with torch.no_grad():
-            members = order.view(b, h, k, m) if self.config.grouping == "band" else order.view(b, h, m, k).transpose(-1, -2)
+            members = (
+                order.view(b, h, k, m) if self.config.grouping == "band" else order.view(b, h, m, k).transpose(-1, -2)
+            )
         flat = members.reshape(b, h, n)  # [B, H, K*M] token index in cluster order
         grouped = take_rows(values, flat).view(b, h, k, m, dh)  # [B, H, K, M, dh]
         means = grouped.mean(3)  # [B, H, K, dh]
         if self.query is not None:
             member_keys = take_rows(keys, flat).view(b, h, k, m, dh)
-            weights = torch.softmax(self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1)  # [B, H, K, M]
+            weights = torch.softmax(
+                self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1
+            )  # [B, H, K, M]
             pooled = (weights.unsqueeze(-1) * grouped).sum(3)
         else:
             pooled = means
@@ -219,18 +225,27 @@ class SecProjector(Projector):
         means = values.new_zeros(b, h, k, dh).scatter_add(2, idx, values) / counts[..., None]  # [B, H, K, dh]
         if self.query is not None:
             logits = self._attend(self._queries(means).gather(2, idx), keys)  # [B, H, N]
-            cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(-1, cluster, logits, reduce="amax", include_self=True)
+            cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(
+                -1, cluster, logits, reduce="amax", include_self=True
+            )
             weights = torch.exp(logits - cmax.gather(-1, cluster).detach())  # [B, H, N]
             weights = weights / logits.new_zeros(b, h, k).scatter_add(-1, cluster, weights).gather(-1, cluster)
-            pooled = values.new_zeros(b, h, k, dh).scatter_add(2, idx, weights[..., None] * values)  # softmax over members
+            pooled = values.new_zeros(b, h, k, dh).scatter_add(
+                2, idx, weights[..., None] * values
+            )  # softmax over members
         else:
             pooled = means
         counts_f = counts.float()
-        mean_raster = (torch.zeros_like(counts_f).scatter_add_(-1, cluster, raster.float().expand(b, h, n)) / counts_f).mean(1)
+        mean_raster = (
+            torch.zeros_like(counts_f).scatter_add_(-1, cluster, raster.float().expand(b, h, n)) / counts_f
+        ).mean(1)
         rc = self._positions(raster, side)
         mean_rc = None
         if rc is not None:
-            mean_rc = torch.zeros(b, h, k, 2, device=values.device).scatter_add_(
-                2, cluster.unsqueeze(-1).expand(b, h, n, 2), rc.expand(b, h, n, 2)
-            ) / counts_f[..., None]
+            mean_rc = (
+                torch.zeros(b, h, k, 2, device=values.device).scatter_add_(
+                    2, cluster.unsqueeze(-1).expand(b, h, n, 2), rc.expand(b, h, n, 2)
+                )
+                / counts_f[..., None]
+            )
         return pooled, mean_raster, mean_rc

@@ -44,7 +44,9 @@ def bipartite_merge_step(
     sums_a, sums_b = sums[:, ::2], sums[:, 1::2]
     sizes_a, sizes_b = sizes[:, ::2], sizes[:, 1::2]
     dst = partner.gather(1, merged)  # [B, r]
-    new_b_sums = sums_b.scatter_add(1, dst[..., None].expand(b, r, d), sums_a.gather(1, merged[..., None].expand(b, r, d)))
+    new_b_sums = sums_b.scatter_add(
+        1, dst[..., None].expand(b, r, d), sums_a.gather(1, merged[..., None].expand(b, r, d))
+    )
     new_b_sizes = sizes_b.scatter_add(1, dst, sizes_a.gather(1, merged))
     kept_sums = sums_a.gather(1, kept[..., None].expand(b, ta - r, d))
     new_sums = torch.cat([kept_sums, new_b_sums], dim=1)  # [B, T - r, D]

@@ -5,18 +5,68 @@ A tower takes ``pixel_values`` ``[B, 3, H, W]`` and returns the patch features o
 ``0`` is the patch embedding, ``i`` the output of block ``i``, ``-1`` the last block and ``-2`` the
 penultimate block (LLaVA's default). ``select_strategy="default"`` drops the CLS token (CLIP,
 open_clip); SigLIP has none. Towers are built from configs here; weights come from the checkpoint.
+:class:`OpenClipVisionConfig` describes an open_clip tower (transformers has no config class for one).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedConfig
 
-from .configuration_sec_mllm import OpenClipVisionConfig
-
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+VISION_FEATURE_SELECT_STRATEGIES = ("default", "full")
+
+
+class OpenClipVisionConfig(PreTrainedConfig):
+    """An open_clip vision tower: ``model_name`` plus the full open_clip model config it was built from.
+
+    ``model_cfg`` is what ``open_clip.get_model_config(model_name)`` returns (``embed_dim``,
+    ``vision_cfg``, ...), stored so that the tower can be rebuilt without open_clip's registry.
+    """
+
+    model_type = "sec_mllm_open_clip_vision"
+
+    model_name: str = "ViT-B-32"
+    model_cfg: dict | None = None
+    image_mean: list | None = None
+    image_std: list | None = None
+
+    @property
+    def vision_cfg(self) -> dict[str, Any]:
+        if not self.model_cfg or "vision_cfg" not in self.model_cfg:
+            raise ValueError(f"open_clip vision config for '{self.model_name}' has no model_cfg['vision_cfg']")
+        return self.model_cfg["vision_cfg"]
+
+    @property
+    def image_size(self) -> int:
+        size = self.vision_cfg.get("image_size", 224)
+        return size if isinstance(size, int) else size[0]
+
+    @property
+    def patch_size(self) -> int:
+        return self.vision_cfg.get("patch_size", 16)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.vision_cfg["width"]
+
+
+def vision_num_patches(vision_config: PreTrainedConfig, select_strategy: str) -> int:
+    """Number of vision tokens N the tower hands to the projector (CLS dropped under "default")."""
+    if select_strategy not in VISION_FEATURE_SELECT_STRATEGIES:
+        raise ValueError(
+            f"vision_feature_select_strategy={select_strategy!r} is not one of "
+            f"{list(VISION_FEATURE_SELECT_STRATEGIES)}"
+        )
+    patches = (vision_config.image_size // vision_config.patch_size) ** 2
+    has_cls = vision_config.model_type in ("clip_vision_model", OpenClipVisionConfig.model_type)
+    return patches + (1 if has_cls and select_strategy == "full" else 0)
 
 
 class VisionTower(nn.Module):
@@ -62,7 +112,11 @@ class OpenClipVisionTower(VisionTower):
         except ImportError as err:  # pragma: no cover - open_clip is a declared dependency
             raise ImportError("open_clip vision towers need `pip install open_clip_torch`") from err
         cfg = open_clip.model.CLIPVisionCfg(**config.vision_cfg)
-        self.model = model if model is not None else open_clip.model._build_vision_tower(config.model_cfg.get("embed_dim", cfg.width), cfg)
+        self.model = (
+            model
+            if model is not None
+            else open_clip.model._build_vision_tower(config.model_cfg.get("embed_dim", cfg.width), cfg)
+        )
         self.num_layers = cfg.layers
 
     def forward(self, pixel_values: torch.Tensor, layer: int, strategy: str) -> torch.Tensor:
@@ -75,7 +129,11 @@ class OpenClipVisionTower(VisionTower):
         block = layer - 1 if layer > 0 else self.num_layers + layer
         dtype = next(self.model.parameters()).dtype
         out = self.model.forward_intermediates(
-            pixel_values.to(dtype), indices=[block], output_fmt="NLC", intermediates_only=True, output_extra_tokens=True
+            pixel_values.to(dtype),
+            indices=[block],
+            output_fmt="NLC",
+            intermediates_only=True,
+            output_extra_tokens=True,
         )
         feats = out["image_intermediates"][0]  # [B, N, D]
         if strategy == "full":

@@ -13,7 +13,7 @@ import torch
 torch.set_num_threads(1)
 
 from sec_mllm import build_model, build_processor  # noqa: E402
-from sec_mllm.testing import tiny_clip_vision_config, tiny_llama_config, train_tokenizer  # noqa: E402
+from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config, train_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +44,7 @@ def images():
     gen = torch.Generator().manual_seed(0)
     from PIL import Image
 
-    arrays = [(torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy() for h, w in ((40, 30), (32, 32), (20, 50))]
+    arrays = [
+        (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy() for h, w in ((40, 30), (32, 32), (20, 50))
+    ]
     return [Image.fromarray(a) for a in arrays]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sec_mllm.train.arguments import parse_args, projector_config
+from sec_mllm.train.arguments import parse_args
+from sec_mllm.train.assemble import projector_config
 
 LLAVA_FINETUNE_LORA = (
     "--lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5 "
@@ -36,7 +37,9 @@ ROOT_DS = "configs/deepspeed/{}.json"
 @pytest.mark.parametrize("line,ds", [(LLAVA_FINETUNE_LORA, "zero3"), (LLAVA_PRETRAIN, "zero2")])
 def test_llava_script_arguments_parse(line, ds, tmp_path):
     argv = line.format(ds=ROOT_DS.format(ds), out=tmp_path).split()
-    model_args, data_args, args = parse_args(argv + ["--projector_type", "sec", "--num_visual_tokens", "144", "--sec_grouping", "interleave"])
+    model_args, data_args, args = parse_args(
+        argv + ["--projector_type", "sec", "--num_visual_tokens", "144", "--sec_grouping", "interleave"]
+    )
     assert args.eval_strategy == "no" and args.use_cpu and args.bf16
     assert model_args.mm_projector_type == "mlp2x_gelu" and model_args.mm_vision_select_layer == -2
     assert projector_config(model_args) == {"num_tokens": 144, "grouping": "interleave"}

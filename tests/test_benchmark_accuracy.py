@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sec_mllm.benchmark.accuracy import (
+from sec_mllm.experiments.accuracy import (
     VARIANTS,
     AccuracyConfig,
     RunKey,
@@ -23,7 +23,8 @@ from sec_mllm.benchmark.accuracy import (
     sec_against_baselines,
 )
 from sec_mllm.projectors import build_projector, list_projectors
-from sec_mllm.train.arguments import parse_args, projector_config
+from sec_mllm.train.arguments import parse_args
+from sec_mllm.train.assemble import projector_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,10 +56,24 @@ def test_each_variant_trains_the_projector_it_names(variant, tmp_path):
 
 def _result(variant: str, projector: str, tokens: int, seed: int, gqa: float, textvqa: float) -> dict:
     def bench(acc: float) -> dict:
-        return {"accuracy": acc, "binary": acc, "open": acc, "per_stratum": {"size": {"small": {"accuracy": acc - 1, "count": 3}}}}
+        return {
+            "accuracy": acc,
+            "binary": acc,
+            "open": acc,
+            "per_stratum": {"size": {"small": {"accuracy": acc - 1, "count": 3}}},
+        }
 
-    return {"variant": variant, "projector": projector, "tokens": tokens, "seed": seed, "gqa": bench(gqa), "textvqa": bench(textvqa),
-            "timings": {}, "gqa_binary": gqa, "gqa_open": gqa}
+    return {
+        "variant": variant,
+        "projector": projector,
+        "tokens": tokens,
+        "seed": seed,
+        "gqa": bench(gqa),
+        "textvqa": bench(textvqa),
+        "timings": {},
+        "gqa_binary": gqa,
+        "gqa_open": gqa,
+    }
 
 
 def test_aggregate_report_and_verdicts():
@@ -72,11 +87,23 @@ def test_aggregate_report_and_verdicts():
     lines = sec_against_baselines(table)
     assert "Shapes-GQA, K=16: sec 50.0 vs avgpool@16 60.0 (-10.0): SEC LOWER" in lines
     assert "Rendered-TextVQA, K=16: sec 31.0 vs avgpool@16 20.0 (+11.0): sec higher or equal" in lines
-    assert any(line.startswith("Shapes-GQA, K=16: sec 50.0 vs identity@64 51.0 (-1.0): SEC LOWER, within one seed-std") for line in lines)
-    runs = [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "gqa_binary", "gqa_open")} | {b: r[b]["accuracy"] for b in ("gqa", "textvqa")}
-            for r in results]
-    report = {"command": "python scripts/benchmark_accuracy.py --out X", "table": table, "blind": {"gqa": 40.0, "textvqa": 10.0},
-              "runs": runs, "sec_vs_baselines": lines, "sec_default": recommend_sec_variant(runs)}
+    assert any(
+        line.startswith("Shapes-GQA, K=16: sec 50.0 vs identity@64 51.0 (-1.0): SEC LOWER, within one seed-std")
+        for line in lines
+    )
+    runs = [
+        {k: r[k] for k in ("variant", "projector", "tokens", "seed", "gqa_binary", "gqa_open")}
+        | {b: r[b]["accuracy"] for b in ("gqa", "textvqa")}
+        for r in results
+    ]
+    report = {
+        "command": "python scripts/benchmark_accuracy.py --out X",
+        "table": table,
+        "blind": {"gqa": 40.0, "textvqa": 10.0},
+        "runs": runs,
+        "sec_vs_baselines": lines,
+        "sec_default": recommend_sec_variant(runs),
+    }
     text = markdown(report)
     assert "| sec | 16 | 50.0 ± 2.0 | 31.0 ± 0.0 |" in text
     assert text.index("| identity | 64") < text.index("| sec | 16") < text.index("| avgpool | 16")
@@ -98,8 +125,20 @@ def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
 
 @pytest.mark.slow
 def test_reduced_benchmark_runs_and_resumes(tmp_path):
-    cmd = [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--reduced", "--out", str(tmp_path / "results"),
-           "--work", str(tmp_path / "work"), "--variants", "identity", "sec", "--seeds", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "benchmark_accuracy.py"),
+        "--reduced",
+        "--out",
+        str(tmp_path / "results"),
+        "--work",
+        str(tmp_path / "work"),
+        "--variants",
+        "identity",
+        "sec",
+        "--seeds",
+        "0",
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
     report = json.loads((tmp_path / "results" / "accuracy.json").read_text())
@@ -126,7 +165,9 @@ def test_default_sec_variant_changes_only_on_a_clear_lead():
     close = [_run("sec/mean", s, 51 + s, 30) for s in (0, 1, 2)]  # 41 +- 0.5: leads by 0.5, not more than 0.5
     choice = recommend_sec_variant(base + close)
     assert choice["best"] == "sec/mean" and choice["recommended"] == "sec"
-    assert choice["scores"]["sec"]["mean"] == pytest.approx(40.5) and choice["scores"]["sec"]["std"] == pytest.approx(0.5)
+    assert choice["scores"]["sec"]["mean"] == pytest.approx(40.5) and choice["scores"]["sec"]["std"] == pytest.approx(
+        0.5
+    )
     clear = [_run("sec/mean", s, 54 + s, 30) for s in (0, 1, 2)]  # leads by 2 > 0.5
     assert recommend_sec_variant(base + clear)["recommended"] == "sec/mean"
     assert recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 40, 30)])["recommended"] == "sec"

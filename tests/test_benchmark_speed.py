@@ -5,20 +5,29 @@ No timing is asserted (the machine is noisy); the numbers must only be consisten
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from sec_mllm.benchmark.speed import KS, N, SpeedSettings, run_speed
+from sec_mllm.experiments.speed import KS, N, SpeedSettings, plot, print_tables, run_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def result():
-    settings = SpeedSettings(lm_width=64, lm_layers=2, lm_heads=2, vision_width=64, vision_layers=1, text_tokens=8,
-                             train_batch=1, warmup=0, repeats=1, projector_repeats=1)
+    settings = SpeedSettings(
+        lm_width=64,
+        lm_layers=2,
+        lm_heads=2,
+        vision_width=64,
+        vision_layers=1,
+        text_tokens=8,
+        train_batch=1,
+        warmup=0,
+        repeats=1,
+        projector_repeats=1,
+    )
     return run_speed(settings)
 
 
@@ -49,9 +58,6 @@ def test_ratios_and_cache_sizes_follow_from_the_measurements(result):
 
 
 def test_prefill_plot_is_written(result, tmp_path):
-    spec = importlib.util.spec_from_file_location("benchmark_speed_script", ROOT / "scripts" / "benchmark_speed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.plot(result, tmp_path / "prefill.png")
+    plot(result, tmp_path / "prefill.png")
     assert (tmp_path / "prefill.png").stat().st_size > 10_000
-    script.print_tables(result)
+    print_tables(result)

@@ -6,17 +6,28 @@ import json
 
 import open_clip
 import torch
-from transformers import AutoModelForCausalLM, CLIPModel, CLIPConfig
+from transformers import AutoModelForCausalLM, CLIPConfig, CLIPModel
 
 from sec_mllm import build_model, build_processor
-from sec_mllm.testing import tiny_clip_vision_config, tiny_llama_config
+from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config
 
 
 def test_build_from_local_checkpoints(tmp_path, tokenizer, images):
     torch.manual_seed(0)
     vision = tiny_clip_vision_config()
-    clip = CLIPModel(CLIPConfig(vision_config=vision.to_dict(), text_config={"hidden_size": 32, "intermediate_size": 64,
-                                "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 99}, projection_dim=16))
+    clip = CLIPModel(
+        CLIPConfig(
+            vision_config=vision.to_dict(),
+            text_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "vocab_size": 99,
+            },
+            projection_dim=16,
+        )
+    )
     clip.save_pretrained(tmp_path / "clip")
     lm = AutoModelForCausalLM.from_config(tiny_llama_config(vocab_size=len(tokenizer) - 1))  # no room for <image> yet
     lm.save_pretrained(tmp_path / "lm")
@@ -27,7 +38,9 @@ def test_build_from_local_checkpoints(tmp_path, tokenizer, images):
         model.vision_tower.model.embeddings.patch_embedding.weight,
         clip.vision_model.embeddings.patch_embedding.weight,
     )
-    torch.testing.assert_close(model.language_model.model.layers[0].mlp.up_proj.weight, lm.model.layers[0].mlp.up_proj.weight)
+    torch.testing.assert_close(
+        model.language_model.model.layers[0].mlp.up_proj.weight, lm.model.layers[0].mlp.up_proj.weight
+    )
     assert not any(p.requires_grad for p in model.vision_tower.parameters())
     processor = build_processor(model.config, str(tmp_path / "lm"))
     assert model.get_input_embeddings().num_embeddings >= len(processor.tokenizer)
@@ -36,8 +49,11 @@ def test_build_from_local_checkpoints(tmp_path, tokenizer, images):
 
 
 def test_open_clip_tower_with_a_local_weights_file(tmp_path, tokenizer):
-    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16},
-           "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}}
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    }
     (tmp_path / "cfgs").mkdir()
     (tmp_path / "cfgs" / "TinyTestViT.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(tmp_path / "cfgs")
@@ -45,8 +61,12 @@ def test_open_clip_tower_with_a_local_weights_file(tmp_path, tokenizer):
     reference = open_clip.create_model("TinyTestViT")
     torch.save(reference.state_dict(), tmp_path / "tiny.pt")
     model = build_model(
-        "open_clip:TinyTestViT", tiny_llama_config(vocab_size=len(tokenizer)), "identity", {},
-        tokenizer=tokenizer, vision_tower_pretrained=str(tmp_path / "tiny.pt"),
+        "open_clip:TinyTestViT",
+        tiny_llama_config(vocab_size=len(tokenizer)),
+        "identity",
+        {},
+        tokenizer=tokenizer,
+        vision_tower_pretrained=str(tmp_path / "tiny.pt"),
     )
     torch.testing.assert_close(model.vision_tower.model.conv1.weight, reference.visual.conv1.weight)
     assert model.num_image_tokens == 16

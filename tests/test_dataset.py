@@ -42,7 +42,10 @@ def dataset(processor, folder, records, **kw):
 
 def test_samples_images_and_text_only(make_model, folder):
     _, processor = make_model()
-    records = [{"id": f"m{i}", "image": name, "conversations": conv()} for i, name in enumerate(["wide.png", "gray.png", "rgba.png", "palette.png"])]
+    records = [
+        {"id": f"m{i}", "image": name, "conversations": conv()}
+        for i, name in enumerate(["wide.png", "gray.png", "rgba.png", "palette.png"])
+    ]
     records.append({"id": "t", "conversations": conv("Hi", "hello")})
     records.append({"id": "multi", "image": "wide.png", "conversations": conv() + conv("And?", "round")})
     ds = dataset(processor, folder, records)
@@ -61,14 +64,22 @@ def test_samples_images_and_text_only(make_model, folder):
     assert batch["pixel_values"].shape == (2, 3, 32, 32)
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
     short = int(batch["attention_mask"][1].sum())
-    assert (batch["labels"][1, short:] == IGNORE_INDEX).all() and (batch["input_ids"][1, short:] == processor.tokenizer.pad_token_id).all()
+    assert (batch["labels"][1, short:] == IGNORE_INDEX).all() and (
+        batch["input_ids"][1, short:] == processor.tokenizer.pad_token_id
+    ).all()
 
 
 @pytest.mark.parametrize(
     "record,match",
     [
-        ({"id": "s1", "image": "missing.png", "conversations": conv()}, "sample s1: image file .*missing.png is missing"),
-        ({"id": "s2", "image": "wide.png", "conversations": conv("no placeholder")}, r"sample s2: 0 '<image>' placeholder\(s\) for 1 image\(s\)"),
+        (
+            {"id": "s1", "image": "missing.png", "conversations": conv()},
+            "sample s1: image file .*missing.png is missing",
+        ),
+        (
+            {"id": "s2", "image": "wide.png", "conversations": conv("no placeholder")},
+            r"sample s2: 0 '<image>' placeholder\(s\) for 1 image\(s\)",
+        ),
         ({"id": "s3", "conversations": conv()}, r"sample s3: 1 '<image>' placeholder\(s\) for 0 image\(s\)"),
         ({"id": "s4", "conversations": [{"from": "human", "value": "hi"}]}, "sample s4: no assistant \\(gpt\\) turn"),
         ({"id": "s5", "conversations": [{"from": "robot", "value": "hi"}]}, "sample s5: turn 0 must be"),
@@ -111,8 +122,12 @@ def test_skip_bad_samples_logs_and_counts(make_model, folder, caplog):
 
 def test_fully_masked_sample_is_reported(make_model, folder):
     _, processor = make_model()
-    ds = dataset(processor, folder, [{"id": "long", "image": "wide.png", "conversations": conv(a="red " * 50)}], max_length=8)
-    with pytest.raises(ValueError, match="sample long: .*truncation would cut the image tokens|sample long: no assistant token"):
+    ds = dataset(
+        processor, folder, [{"id": "long", "image": "wide.png", "conversations": conv(a="red " * 50)}], max_length=8
+    )
+    with pytest.raises(
+        ValueError, match="sample long: .*truncation would cut the image tokens|sample long: no assistant token"
+    ):
         ds[0]
 
 

@@ -32,12 +32,25 @@ def gqa_files(tmp_path, images):
         images[i % 3].save(folder / f"n{i}.jpg", quality=95)
         qid = str(201307251 + i)
         questions[qid] = {
-            "question": f"Is there a circle number {i}?", "answer": "yes", "imageId": f"n{i}", "isBalanced": True,
-            "types": {"structural": "verify", "semantic": "obj", "detailed": "exist"}, "groups": {"global": None, "local": "x"},
-            "entailed": [], "equivalent": [qid], "semantic": [{"operation": "exist", "argument": "?", "dependencies": []}],
+            "question": f"Is there a circle number {i}?",
+            "answer": "yes",
+            "imageId": f"n{i}",
+            "isBalanced": True,
+            "types": {"structural": "verify", "semantic": "obj", "detailed": "exist"},
+            "groups": {"global": None, "local": "x"},
+            "entailed": [],
+            "equivalent": [qid],
+            "semantic": [{"operation": "exist", "argument": "?", "dependencies": []}],
             "annotations": {"question": {}, "answer": {}, "fullAnswer": {}},
         }
-        rows.append({"question_id": qid, "image": f"n{i}.jpg", "text": questions[qid]["question"] + SUFFIX, "category": "default"})
+        rows.append(
+            {
+                "question_id": qid,
+                "image": f"n{i}.jpg",
+                "text": questions[qid]["question"] + SUFFIX,
+                "category": "default",
+            }
+        )
     qfile = tmp_path / "llava_gqa_testdev_balanced.jsonl"
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "testdev_balanced_questions.json").write_text(json.dumps(questions))
@@ -47,17 +60,36 @@ def gqa_files(tmp_path, images):
 def test_gqa_cli_end_to_end(ckpt, gqa_files, tmp_path):
     qfile, folder, questions = gqa_files
     answers = tmp_path / "answers" / "gqa.jsonl"
-    cmd = [sys.executable, str(ROOT / "eval" / "gqa.py"), "--model-path", str(ckpt[2]), "--question-file", str(qfile),
-           "--image-folder", str(folder), "--questions", str(questions), "--answers-file", str(answers),
-           "--batch-size", "2", "--max-new-tokens", "3", "--num-workers", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "eval" / "gqa.py"),
+        "--model-path",
+        str(ckpt[2]),
+        "--question-file",
+        str(qfile),
+        "--image-folder",
+        str(folder),
+        "--questions",
+        str(questions),
+        "--answers-file",
+        str(answers),
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "3",
+        "--num-workers",
+        "0",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in answers.read_text().splitlines()]
-    assert [r["question_id"] for r in rows] == [json.loads(l)["question_id"] for l in qfile.read_text().splitlines()]
+    assert [r["question_id"] for r in rows] == [
+        json.loads(line)["question_id"] for line in qfile.read_text().splitlines()
+    ]
     assert set(rows[0]) >= {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
     scores = json.loads(Path(f"{answers}.scores.json").read_text())
     assert scores["num_questions"] == 5 and 0.0 <= scores["accuracy"] <= 100.0
-    assert json.loads(result.stdout[result.stdout.index("{"):]) == scores
+    assert json.loads(result.stdout[result.stdout.index("{") :]) == scores
 
 
 class Interrupt(Exception):
@@ -108,17 +140,51 @@ def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
         image_id = f"{i:016x}"
         images[i].save(folder / f"{image_id}.png")
         question = f"what does sign {i} say?"
-        data.append({"question_id": 100 + i, "image_id": image_id, "question": question, "answers": ["stop"] * 10, "set_name": "val"})
-        rows.append({"question_id": image_id, "image": f"{image_id}.png", "category": "default",
-                     "text": f"{question.capitalize()}\nReference OCR token: STOP{SUFFIX}"})
+        data.append(
+            {
+                "question_id": 100 + i,
+                "image_id": image_id,
+                "question": question,
+                "answers": ["stop"] * 10,
+                "set_name": "val",
+            }
+        )
+        rows.append(
+            {
+                "question_id": image_id,
+                "image": f"{image_id}.png",
+                "category": "default",
+                "text": f"{question.capitalize()}\nReference OCR token: STOP{SUFFIX}",
+            }
+        )
     ann = tmp_path / "TextVQA_0.5.1_val.json"
-    ann.write_text(json.dumps({"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data}))
+    ann.write_text(
+        json.dumps({"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data})
+    )
     qfile = tmp_path / "llava_textvqa_val_v051_ocr.jsonl"
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     answers = tmp_path / "textvqa.jsonl"
-    cmd = [sys.executable, str(ROOT / "eval" / "textvqa.py"), "--model-path", str(ckpt[2]), "--question-file", str(qfile),
-           "--image-folder", str(folder), "--annotation-file", str(ann), "--answers-file", str(answers),
-           "--no-ocr", "--batch-size", "3", "--max-new-tokens", "2", "--num-workers", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "eval" / "textvqa.py"),
+        "--model-path",
+        str(ckpt[2]),
+        "--question-file",
+        str(qfile),
+        "--image-folder",
+        str(folder),
+        "--annotation-file",
+        str(ann),
+        "--answers-file",
+        str(answers),
+        "--no-ocr",
+        "--batch-size",
+        "3",
+        "--max-new-tokens",
+        "2",
+        "--num-workers",
+        "0",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     prompts = [json.loads(line)["prompt"] for line in answers.read_text().splitlines()]
@@ -130,13 +196,35 @@ def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
 def test_torchrun_two_shards_merge_in_question_order(ckpt, gqa_files, tmp_path):
     qfile, folder, questions = gqa_files
     answers = tmp_path / "sharded.jsonl"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
-           str(ROOT / "eval" / "gqa.py"), "--model-path", str(ckpt[2]), "--question-file", str(qfile),
-           "--image-folder", str(folder), "--questions", str(questions), "--answers-file", str(answers),
-           "--batch-size", "2", "--max-new-tokens", "2", "--num-workers", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29731",
+        str(ROOT / "eval" / "gqa.py"),
+        "--model-path",
+        str(ckpt[2]),
+        "--question-file",
+        str(qfile),
+        "--image-folder",
+        str(folder),
+        "--questions",
+        str(questions),
+        "--answers-file",
+        str(answers),
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "2",
+        "--num-workers",
+        "0",
+    ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     ids = [json.loads(line)["question_id"] for line in answers.read_text().splitlines()]
-    assert ids == [json.loads(l)["question_id"] for l in qfile.read_text().splitlines()]
+    assert ids == [json.loads(line)["question_id"] for line in qfile.read_text().splitlines()]
     assert not list(tmp_path.glob("sharded.jsonl.shard*"))

@@ -25,9 +25,31 @@ def _q(question, answer, structural, semantic, program, group=None, balanced=Tru
 
 
 QUESTIONS = {
-    "201307251": _q("Is it overcast?", "no", "verify", "global", [("select", "scene"), ("verify weather", "overcast")], entailed=["2062325"]),
-    "201640614": _q("Who is wearing the dress?", "woman", "query", "rel", [("select", "dress"), ("relate", "person,wearing,s"), ("query", "name")], group="person"),
-    "3": _q("What color is the car?", "red", "query", "attr", [("select", "car"), ("query", "color")], group="color", entailed=["6"]),
+    "201307251": _q(
+        "Is it overcast?",
+        "no",
+        "verify",
+        "global",
+        [("select", "scene"), ("verify weather", "overcast")],
+        entailed=["2062325"],
+    ),
+    "201640614": _q(
+        "Who is wearing the dress?",
+        "woman",
+        "query",
+        "rel",
+        [("select", "dress"), ("relate", "person,wearing,s"), ("query", "name")],
+        group="person",
+    ),
+    "3": _q(
+        "What color is the car?",
+        "red",
+        "query",
+        "attr",
+        [("select", "car"), ("query", "color")],
+        group="color",
+        entailed=["6"],
+    ),
     "2062325": _q("Is the car red?", "yes", "verify", "attr", [("select", "car"), ("verify color", "red")]),
     "5": _q("Is there a cat?", "no", "logical", "obj", [("select", "cat"), ("exist", "?")]),
     "6": _q("Is the car blue?", "no", "verify", "attr", [("select", "car"), ("verify color", "blue")], balanced=False),
@@ -36,7 +58,13 @@ RAW = {"201307251": "No.", "201640614": "The woman", "3": "Red", "2062325": "yes
 
 
 def test_llava_postprocessing_only_strips_periods_and_lowercases():
-    assert [gqa_postprocess(t) for t in ("Yes.", "Yes!", "a man", "T-shirt..", " no")] == ["yes", "yes!", "a man", "t-shirt", " no"]
+    assert [gqa_postprocess(t) for t in ("Yes.", "Yes!", "a man", "T-shirt..", " no")] == [
+        "yes",
+        "yes!",
+        "a man",
+        "t-shirt",
+        " no",
+    ]
 
 
 def test_golden_case_all_metrics():
@@ -100,7 +128,10 @@ def test_score_gqa_files_and_bad_input(tmp_path):
     qfile = tmp_path / "testdev_balanced_questions.json"
     qfile.write_text(json.dumps(QUESTIONS))
     answers = tmp_path / "answers.jsonl"
-    rows = [{"question_id": k, "prompt": "p", "text": v, "answer_id": "a", "model_id": "m", "metadata": {}} for k, v in RAW.items()]
+    rows = [
+        {"question_id": k, "prompt": "p", "text": v, "answer_id": "a", "model_id": "m", "metadata": {}}
+        for k, v in RAW.items()
+    ]
     _write_answers(answers, rows)
     assert score_gqa(str(answers), str(qfile))["accuracy"] == pytest.approx(60.0)
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
-from sec_mllm import SecMllmForConditionalGeneration, llava_to_sec_mllm
+from sec_mllm import from_llava_pretrained, llava_to_sec_mllm
 from sec_mllm.builder import default_image_processor
-from sec_mllm.testing import tiny_clip_vision_config, tiny_llama_config
+from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +46,11 @@ def test_identity_reproduces_llava_logits(llava_dir, images):
     inputs = llava_processor(images=images[0], text="USER: <image>\nWhat is this? ASSISTANT:", return_tensors="pt")
     expected = llava(**inputs).logits
 
-    model = SecMllmForConditionalGeneration.from_llava_pretrained(str(llava_dir), projector_type="identity").eval()
+    model = from_llava_pretrained(str(llava_dir), projector_type="identity").eval()
     assert model.config.image_token_id == llava.config.image_token_id
-    torch.testing.assert_close(model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits, expected)
+    torch.testing.assert_close(
+        model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits, expected
+    )
 
     _, processor = llava_to_sec_mllm(str(llava_dir), image_aspect_ratio="original")
     ours = processor(images=images[0], text="USER: <image>\nWhat is this? ASSISTANT:")
@@ -58,8 +60,18 @@ def test_identity_reproduces_llava_logits(llava_dir, images):
 
 def test_convert_script_writes_a_loadable_sec_checkpoint(llava_dir, tmp_path, images):
     out = tmp_path / "converted"
-    cmd = [sys.executable, str(ROOT / "scripts" / "convert_llava.py"), "--llava", str(llava_dir), "--out", str(out),
-           "--projector-type", "sec", "--projector-config", '{"num_tokens": 4}']
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "convert_llava.py"),
+        "--llava",
+        str(llava_dir),
+        "--out",
+        str(out),
+        "--projector-type",
+        "sec",
+        "--projector-config",
+        '{"num_tokens": 4}',
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     from transformers import AutoModel, AutoProcessor

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModel, AutoModelForImageTextToText
 
 from sec_mllm import SecMllmForConditionalGeneration, build_model
-from sec_mllm.testing import tiny_llama_config, tiny_open_clip_vision_config, tiny_siglip_vision_config
+from sec_mllm.tiny import tiny_llama_config, tiny_open_clip_vision_config, tiny_siglip_vision_config
 
 PROMPTS = ["USER: <image>\nWhat is shown? ASSISTANT:", "USER: <image>\nWhere is the red circle now? ASSISTANT:"]
 
@@ -48,7 +48,9 @@ def test_image_features_shape(make_model, images):
 
 @pytest.mark.parametrize("vision", ["clip", "siglip", "open_clip"])
 def test_generate_with_and_without_cache_agree(make_model, images, tokenizer, vision):
-    vision_config = {"clip": None, "siglip": tiny_siglip_vision_config(), "open_clip": tiny_open_clip_vision_config()}[vision]
+    vision_config = {"clip": None, "siglip": tiny_siglip_vision_config(), "open_clip": tiny_open_clip_vision_config()}[
+        vision
+    ]
     model, processor = make_model(vision_config=vision_config)
     tokenizer.padding_side = "left"
     inputs = processor(images=images[:2], text=PROMPTS)
@@ -98,7 +100,7 @@ def test_wrong_pixel_shape_raises(make_model):
 
 
 def test_unknown_names_raise(tokenizer):
-    from sec_mllm.testing import tiny_clip_vision_config
+    from sec_mllm.tiny import tiny_clip_vision_config
 
     llm = tiny_llama_config(vocab_size=len(tokenizer))
     with pytest.raises(ValueError, match=r"unknown projector 'nope'; choose one of \['avgpool'"):
@@ -149,6 +151,8 @@ def test_auto_load_in_a_process_that_cannot_import_sec_mllm(make_model, images, 
         """
     )
     env = {"HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK True" in result.stdout

@@ -158,8 +158,11 @@ def test_wrong_feature_shape_raises():
 def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, key_projection):
     from sec_mllm.projector_sec import equitable_assignment
 
-    proj = build_projector("sec", {"num_tokens": 16, "grouping": grouping, "reduction": reduction,
-                                   "key_projection": key_projection, "heads": 2}, D).eval()
+    proj = build_projector(
+        "sec",
+        {"num_tokens": 16, "grouping": grouping, "reduction": reduction, "key_projection": key_projection, "heads": 2},
+        D,
+    ).eval()
     x = torch.randn(2, N, D)
     keys = (proj.key(x) if proj.key is not None else x).view(2, N, 2, D // 2).transpose(1, 2)
     values = x.view(2, N, 2, D // 2).transpose(1, 2)

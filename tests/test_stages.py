@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peft import LoraConfig, get_peft_model
 
-from sec_mllm.train.run import lora_targets
+from sec_mllm.train.lora import lora_targets
 from sec_mllm.train.stages import component_of, configure_trainable
 
 
@@ -33,7 +33,9 @@ def test_stage_two_lora_trains_adapters_not_base_weights(make_model):
     model, _ = make_model()
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=lora_targets(model)))
     configure_trainable(peft_model, 2, lora=True)
-    lm_trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad and component_of(n) == "language_model"]
+    lm_trainable = [
+        n for n, p in peft_model.named_parameters() if p.requires_grad and component_of(n) == "language_model"
+    ]
     assert lm_trainable and all("lora_" in n for n in lm_trainable)
     assert trainable_components(peft_model) == {"projector", "connector", "language_model"}
     assert not any("lm_head" in n for n in lm_trainable)

@@ -10,7 +10,7 @@ K = 3
 
 
 def targets(tokenizer, ids, labels):
-    return tokenizer.decode([i for i, l in zip(ids.tolist(), labels.tolist()) if l != IGNORE_INDEX])
+    return tokenizer.decode([i for i, label in zip(ids.tolist(), labels.tolist()) if label != IGNORE_INDEX])
 
 
 def image_id(tokenizer):
@@ -28,14 +28,21 @@ def test_plain_trains_on_caption_and_newline(tokenizer):
 def test_v1_multi_turn_trains_on_replies_and_eos(tokenizer):
     turns = [("human", "<image>\nWhat color?"), ("gpt", "red"), ("human", "And the shape?"), ("gpt", "a circle")]
     ids, labels = tokenize_conversation(turns, tokenizer, "v1", image_id(tokenizer), K)
-    expected = VICUNA_SYSTEM + " USER: " + "<image>" * K + "\nWhat color? ASSISTANT: red</s>USER: And the shape? ASSISTANT: a circle</s>"
+    expected = (
+        VICUNA_SYSTEM
+        + " USER: "
+        + "<image>" * K
+        + "\nWhat color? ASSISTANT: red</s>USER: And the shape? ASSISTANT: a circle</s>"
+    )
     assert tokenizer.decode(ids) == expected
     assert targets(tokenizer, ids, labels).replace(" ", "") == "red</s>acircle</s>"
     assert "USER" not in targets(tokenizer, ids, labels)
 
 
 def test_v1_text_only_sample(tokenizer):
-    ids, labels = tokenize_conversation([("human", "Say yes."), ("gpt", "yes")], tokenizer, "v1", image_id(tokenizer), K)
+    ids, labels = tokenize_conversation(
+        [("human", "Say yes."), ("gpt", "yes")], tokenizer, "v1", image_id(tokenizer), K
+    )
     assert (ids != image_id(tokenizer)).all()
     assert targets(tokenizer, ids, labels).strip() == "yes</s>"
 
@@ -68,5 +75,7 @@ def test_truncation_keeps_image_blocks_whole(tokenizer):
 
 
 def test_unknown_template(tokenizer):
-    with pytest.raises(ValueError, match=r"unknown conversation template 'llama_9'; choose one of \['plain', 'v1', 'chat_template'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown conversation template 'llama_9'; choose one of \['plain', 'v1', 'chat_template'\]"
+    ):
         tokenize_conversation([("human", "a"), ("gpt", "b")], tokenizer, "llama_9", image_id(tokenizer), K)

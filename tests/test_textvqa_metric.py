@@ -53,7 +53,12 @@ def test_exactly_ten_answers_required():
 
 
 def test_question_recovery_matches_llava():
-    assert question_from_prompt("What is it?\nReference OCR token: A, B\nAnswer the question using a single word or phrase.") == "what is it?"
+    assert (
+        question_from_prompt(
+            "What is it?\nReference OCR token: A, B\nAnswer the question using a single word or phrase."
+        )
+        == "what is it?"
+    )
     assert question_from_prompt("Reference OCR token: A\nWhat is it?\nAnswer briefly.") == "what is it?"
     assert question_from_prompt("What is it?\nAnswer the question using a single word or phrase.") == "what is it?"
     with pytest.raises(ValueError, match="2 lines"):
@@ -72,17 +77,38 @@ ITEMS = [  # (question_id, image_id, question, answers, prediction) -> expected 
 @pytest.fixture
 def textvqa_files(tmp_path):
     data = [
-        {"question_id": qid, "image_id": img, "question": q, "answers": ans, "set_name": "val", "question_tokens": q.split(),
-         "image_classes": [], "flickr_original_url": "", "flickr_300k_url": "", "image_width": 64, "image_height": 64}
+        {
+            "question_id": qid,
+            "image_id": img,
+            "question": q,
+            "answers": ans,
+            "set_name": "val",
+            "question_tokens": q.split(),
+            "image_classes": [],
+            "flickr_original_url": "",
+            "flickr_300k_url": "",
+            "image_width": 64,
+            "image_height": 64,
+        }
         for qid, img, q, ans, _ in ITEMS
     ]
     ann = tmp_path / "TextVQA_0.5.1_val.json"
-    ann.write_text(json.dumps({"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data}))
+    ann.write_text(
+        json.dumps({"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data})
+    )
     rows = []
     for i, (qid, img, q, _, pred) in enumerate(ITEMS):
         ocr = "\nReference OCR token: X, Y" if i % 2 == 0 else ""
-        rows.append({"question_id": img, "prompt": f"{q.capitalize()}{ocr}\nAnswer the question using a single word or phrase.",
-                     "text": pred, "answer_id": "x", "model_id": "m", "metadata": {}})
+        rows.append(
+            {
+                "question_id": img,
+                "prompt": f"{q.capitalize()}{ocr}\nAnswer the question using a single word or phrase.",
+                "text": pred,
+                "answer_id": "x",
+                "model_id": "m",
+                "metadata": {},
+            }
+        )
     return ann, rows
 
 
@@ -103,9 +129,13 @@ def test_bad_textvqa_input(textvqa_files, tmp_path):
     ann, rows = textvqa_files
     with pytest.raises(ValueError, match=r"1 annotated question\(s\) have no answer.*15"):
         score_textvqa(_write(tmp_path / "a.jsonl", rows[:4]), str(ann))
-    assert score_textvqa(_write(tmp_path / "a.jsonl", rows[:4]), str(ann), allow_missing=True)["accuracy"] == pytest.approx(70.0)
+    assert score_textvqa(_write(tmp_path / "a.jsonl", rows[:4]), str(ann), allow_missing=True)[
+        "accuracy"
+    ] == pytest.approx(70.0)
     unknown = rows + [{**rows[0], "prompt": "Something else?\nAnswer."}]
-    with pytest.raises(ValueError, match=r"a.jsonl:6: no annotation for image 'aaaaaaaaaaaaaaaa' and question 'something else\?'"):
+    with pytest.raises(
+        ValueError, match=r"a.jsonl:6: no annotation for image 'aaaaaaaaaaaaaaaa' and question 'something else\?'"
+    ):
         score_textvqa(_write(tmp_path / "a.jsonl", unknown), str(ann))
     with pytest.raises(ValueError, match=r"a.jsonl:6: second answer for TextVQA question 11"):
         score_textvqa(_write(tmp_path / "a.jsonl", rows + [rows[0]]), str(ann))

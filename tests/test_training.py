@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
 from sec_mllm.data.templates import VICUNA_SYSTEM
-from sec_mllm.testing import write_tiny_checkpoints, write_tiny_llava_data
+from sec_mllm.tiny import write_tiny_checkpoints, write_tiny_llava_data
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -37,8 +37,17 @@ def tiny(tmp_path_factory):
 
 
 def launch(script: str, ranks: int, args: list[str]) -> str:
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks), "--master_port", str(free_port()),
-           str(ROOT / "scripts" / script), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepspeed.launcher.runner",
+        "--num_gpus",
+        str(ranks),
+        "--master_port",
+        str(free_port()),
+        str(ROOT / "scripts" / script),
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     out = result.stdout + result.stderr
@@ -51,19 +60,62 @@ def losses(log: str) -> list[float]:
 
 
 def common(tiny, output_dir, data, version) -> list[str]:
-    return ["--model_name_or_path", tiny["lm"], "--vision_tower", tiny["clip"], "--version", version,
-            "--data_path", data, "--image_folder", tiny["images"], "--mm_projector_type", "mlp2x_gelu",
-            "--projector_type", "sec", "--num_visual_tokens", "4", "--output_dir", str(output_dir),
-            "--per_device_train_batch_size", "2", "--report_to", "none", "--dataloader_num_workers", "0",
-            "--evaluation_strategy", "no", "--lazy_preprocess", "True"]
+    return [
+        "--model_name_or_path",
+        tiny["lm"],
+        "--vision_tower",
+        tiny["clip"],
+        "--version",
+        version,
+        "--data_path",
+        data,
+        "--image_folder",
+        tiny["images"],
+        "--mm_projector_type",
+        "mlp2x_gelu",
+        "--projector_type",
+        "sec",
+        "--num_visual_tokens",
+        "4",
+        "--output_dir",
+        str(output_dir),
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        "--evaluation_strategy",
+        "no",
+        "--lazy_preprocess",
+        "True",
+    ]
 
 
 @pytest.fixture(scope="module")
 def stage1(tiny):
     out = tiny["root"] / "stage1"
-    log = launch("pretrain.py", 2, common(tiny, out, tiny["captions"], "plain") + [
-        "--deepspeed", "configs/deepspeed/zero2.json", "--tune_mm_mlp_adapter", "True", "--bf16", "True",
-        "--max_steps", "30", "--learning_rate", "2e-2", "--logging_steps", "5", "--save_strategy", "no"])
+    log = launch(
+        "pretrain.py",
+        2,
+        common(tiny, out, tiny["captions"], "plain")
+        + [
+            "--deepspeed",
+            "configs/deepspeed/zero2.json",
+            "--tune_mm_mlp_adapter",
+            "True",
+            "--bf16",
+            "True",
+            "--max_steps",
+            "30",
+            "--learning_rate",
+            "2e-2",
+            "--logging_steps",
+            "5",
+            "--save_strategy",
+            "no",
+        ],
+    )
     return out, log
 
 
@@ -82,9 +134,25 @@ def test_stage1_zero2_two_ranks(stage1):
 
 def test_stage2_zero3_starts_from_stage1_weights(tiny, stage1):
     out = tiny["root"] / "handoff"
-    launch("finetune.py", 2, common(tiny, out, tiny["instructions"], "v1") + [
-        "--deepspeed", "configs/deepspeed/zero3.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
-        "--bf16", "True", "--max_steps", "2", "--learning_rate", "0", "--save_strategy", "no"])
+    launch(
+        "finetune.py",
+        2,
+        common(tiny, out, tiny["instructions"], "v1")
+        + [
+            "--deepspeed",
+            "configs/deepspeed/zero3.json",
+            "--pretrain_mm_mlp_adapter",
+            str(stage1[0] / "mm_projector.bin"),
+            "--bf16",
+            "True",
+            "--max_steps",
+            "2",
+            "--learning_rate",
+            "0",
+            "--save_strategy",
+            "no",
+        ],
+    )
     stage1_weights = torch.load(stage1[0] / "mm_projector.bin", weights_only=True)
     model = AutoModel.from_pretrained(out)
     saved = {k: v for k, v in model.state_dict().items() if k.startswith(("projector.", "connector."))}
@@ -95,16 +163,41 @@ def test_stage2_zero3_starts_from_stage1_weights(tiny, stage1):
 
 def test_stage2_zero3_learns_and_loads_with_automodel(tiny, stage1):
     out = tiny["root"] / "stage2"
-    log = launch("finetune.py", 2, common(tiny, out, tiny["instructions"], "v1") + [
-        "--deepspeed", "configs/deepspeed/zero3.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
-        "--image_aspect_ratio", "pad", "--group_by_modality_length", "True", "--gradient_checkpointing", "True",
-        "--bf16", "True", "--max_steps", "30", "--learning_rate", "5e-3", "--logging_steps", "10", "--save_strategy", "no"])
+    log = launch(
+        "finetune.py",
+        2,
+        common(tiny, out, tiny["instructions"], "v1")
+        + [
+            "--deepspeed",
+            "configs/deepspeed/zero3.json",
+            "--pretrain_mm_mlp_adapter",
+            str(stage1[0] / "mm_projector.bin"),
+            "--image_aspect_ratio",
+            "pad",
+            "--group_by_modality_length",
+            "True",
+            "--gradient_checkpointing",
+            "True",
+            "--bf16",
+            "True",
+            "--max_steps",
+            "30",
+            "--learning_rate",
+            "5e-3",
+            "--logging_steps",
+            "10",
+            "--save_strategy",
+            "no",
+        ],
+    )
     values = losses(log)
     assert values[-1] < 0.7 * values[0], values
     model = AutoModel.from_pretrained(out).eval()
     processor = AutoProcessor.from_pretrained(out)
-    inputs = processor(images=Image.open(Path(tiny["images"]) / "0.png"),
-                       text=VICUNA_SYSTEM + " USER: <image>\nWhat color is the square? ASSISTANT:")
+    inputs = processor(
+        images=Image.open(Path(tiny["images"]) / "0.png"),
+        text=VICUNA_SYSTEM + " USER: <image>\nWhat color is the square? ASSISTANT:",
+    )
     generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     assert generated.shape[1] > inputs["input_ids"].shape[1]
 
@@ -112,9 +205,29 @@ def test_stage2_zero3_learns_and_loads_with_automodel(tiny, stage1):
 def test_lora_resume_and_merge(tiny, stage1):
     out = tiny["root"] / "lora"
     args = common(tiny, out, tiny["instructions"], "v1") + [
-        "--deepspeed", "configs/deepspeed/zero2.json", "--pretrain_mm_mlp_adapter", str(stage1[0] / "mm_projector.bin"),
-        "--lora_enable", "True", "--lora_r", "8", "--lora_alpha", "16", "--mm_projector_lr", "1e-3",
-        "--max_steps", "8", "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "4"]
+        "--deepspeed",
+        "configs/deepspeed/zero2.json",
+        "--pretrain_mm_mlp_adapter",
+        str(stage1[0] / "mm_projector.bin"),
+        "--lora_enable",
+        "True",
+        "--lora_r",
+        "8",
+        "--lora_alpha",
+        "16",
+        "--mm_projector_lr",
+        "1e-3",
+        "--max_steps",
+        "8",
+        "--learning_rate",
+        "1e-2",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+    ]
     first = launch("finetune.py", 1, args)
     assert (out / "checkpoint-4").is_dir() and (out / "adapter_model.safetensors").is_file()
     resumed = launch("finetune.py", 1, args + ["--resume_from_checkpoint", str(out / "checkpoint-4")])
@@ -123,21 +236,33 @@ def test_lora_resume_and_merge(tiny, stage1):
 
     from peft import PeftModel
 
-    from sec_mllm.train.checkpoints import load_mm_projector
-    from sec_mllm.train.run import build_from_args
     from sec_mllm.train.arguments import ModelArguments
+    from sec_mllm.train.assemble import model_from_args
+    from sec_mllm.train.checkpoints import load_mm_projector
 
     processor = AutoProcessor.from_pretrained(out)
     run = json.loads((out / "run_config.json").read_text())["model"]
-    base = build_from_args(ModelArguments(**run), processor.tokenizer)
+    base = model_from_args(ModelArguments(**run), processor.tokenizer)
     load_mm_projector(base, str(out / "non_lora_trainables.bin"))
     unmerged = PeftModel.from_pretrained(base, out).eval()
     inputs = processor(images=Image.open(Path(tiny["images"]) / "1.png"), text="USER: <image>\nWhat color? ASSISTANT:")
     with torch.no_grad():
         expected = unmerged(**inputs).logits
     merged_dir = tiny["root"] / "merged"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "merge_lora.py"), "--model-path", str(out),
-                             "--save-model-path", str(merged_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "merge_lora.py"),
+            "--model-path",
+            str(out),
+            "--save-model-path",
+            str(merged_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     merged = AutoModel.from_pretrained(merged_dir).eval()
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Evaluation: pure metric functions (GQA, TextVQA), scoring of answer files, and the inference runner."""
+"""Evaluation: pure metric functions (GQA, TextVQA), scoring of answer files, the batched / sharded /
+resumable inference runner, and the entry modules ``run_gqa`` and ``run_textvqa``."""
 
 from .gqa import gqa_metrics, gqa_postprocess, score_gqa
 from .runner import InferenceSettings, generate_answers, load_questions

@@ -1,4 +1,4 @@
-"""Shared command-line plumbing for eval/gqa.py and eval/textvqa.py: arguments, model loading, distributed
+"""Shared command-line plumbing of the entry modules run_gqa and run_textvqa: arguments, model loading, distributed
 setup, inference (when ``--model-path`` is given), scoring on rank 0, and the scores written atomically
 beside the answers file as ``<answers>.scores.json``."""
 
@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+from transformers import AutoModel, AutoProcessor
 
+from .. import SecMllmConfig  # noqa: F401  (importing the package registers the Auto classes)
 from ..files import write_json_atomic
 from .runner import PROMPT_TEMPLATES, InferenceSettings, dist_info, generate_answers, load_questions
 
@@ -42,11 +44,10 @@ def run_and_score(
     if args.model_path:
         if not args.question_file or not args.image_folder:
             raise SystemExit("--model-path needs --question-file and --image-folder")
-        import sec_mllm  # noqa: F401  (registers the Auto classes)
-        from transformers import AutoModel, AutoProcessor
-
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-        model = AutoModel.from_pretrained(args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True).to(device)
+        model = AutoModel.from_pretrained(
+            args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True
+        ).to(device)
         processor = AutoProcessor.from_pretrained(args.model_path, trust_remote_code=True)
         settings = InferenceSettings(
             batch_size=args.batch_size,

@@ -106,7 +106,9 @@ def gqa_metrics(
 
     acc: list[float] = []
     by_type: dict[str, list[float]] = {"binary": [], "open": []}
-    per: dict[str, defaultdict[Any, list[float]]] = {k: defaultdict(list) for k in ("structural", "semantic", "steps", "words")}
+    per: dict[str, defaultdict[Any, list[float]]] = {
+        k: defaultdict(list) for k in ("structural", "semantic", "steps", "words")
+    }
     valid, plausible, consist, grounding = [], [], [], []
     gold_dist: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
     pred_dist: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -104,7 +104,9 @@ def build_prompt(tokenizer: Any, template: str | None, question: str) -> str:
         return template.format(question=question)
     if tokenizer.chat_template is None:
         raise ValueError("--conv-mode chat_template needs a tokenizer with a chat_template")
-    return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def _collate(batch: list[tuple[dict[str, Any], Image.Image]]) -> tuple[list[dict[str, Any]], list[Image.Image]]:
@@ -135,9 +137,15 @@ def generate_answers(
     processor.tokenizer.padding_side = "left"
     model.eval()
     loader = DataLoader(
-        QuestionImages(mine, image_folder), batch_size=settings.batch_size, num_workers=settings.num_workers, collate_fn=_collate
+        QuestionImages(mine, image_folder),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        collate_fn=_collate,
     )
-    with shard.open("a", encoding="utf-8") as out, tqdm(total=len(mine), desc=f"answers (rank {rank})", disable=rank != 0) as bar:
+    with (
+        shard.open("a", encoding="utf-8") as out,
+        tqdm(total=len(mine), desc=f"answers (rank {rank})", disable=rank != 0) as bar,
+    ):
         for batch_rows, images in loader:
             prompts = [build_prompt(processor.tokenizer, template, "<image>\n" + r["text"]) for r in batch_rows]
             inputs = processor(images=images, text=prompts, return_tensors="pt").to(model.device)
@@ -176,7 +184,9 @@ def merge_shards(rows: list[dict[str, Any]], final: Path, world: int) -> None:
             with src.open(encoding="utf-8") as f:
                 for line in f:
                     rec = json.loads(line)
-                    answers.setdefault(row_key(rec["question_id"], rec["prompt"]), line if line.endswith("\n") else line + "\n")
+                    answers.setdefault(
+                        row_key(rec["question_id"], rec["prompt"]), line if line.endswith("\n") else line + "\n"
+                    )
     tmp = final.with_name(f".{final.name}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for r in rows:

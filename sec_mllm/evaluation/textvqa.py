@@ -25,8 +25,32 @@ from typing import Any
 
 from ..files import iter_jsonl, read_json, require_keys
 
-PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
-NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {"none": "0"}
+PUNCTUATION = (
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+)
+NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {
+    "none": "0"
+}
 ARTICLES = frozenset({"a", "an", "the"})
 # Apostrophe-less spelling -> spelling with apostrophes, as in the VQA evaluation. Four keys carry
 # capitals and can never match lower-cased text; they are kept for parity with the reference.
@@ -84,6 +108,12 @@ def vqa_accuracy(prediction: str, answers: list[str]) -> float:
     matches = [g == pred for g in gold]
     total = sum(matches)
     return sum(min(1.0, (total - m) / 3) for m in matches) / len(gold)
+
+
+def drop_ocr_line(row: dict[str, Any]) -> dict[str, Any]:
+    """A question row without its 'Reference OCR token:' line, keeping LLaVA's two-line prompt shape."""
+    lines = [line for line in row["text"].split("\n") if not line.startswith(OCR_LINE.strip())]
+    return {**row, "text": "\n".join(lines)}
 
 
 def question_from_prompt(prompt: str) -> str:

@@ -1,4 +1,6 @@
-"""Two-stage training: arguments, stage freezing, checkpoint helpers and the Trainer glue."""
+"""Two-stage training: arguments (LLaVA's flags), flags -> model (assemble), stage freezing, checkpoint
+helpers, the Trainer glue, LoRA, the driver (run) and the entry modules ``pretrain``, ``finetune`` and
+``merge_lora`` (``python -m sec_mllm.train.pretrain ...``)."""
 
 from .stages import configure_trainable, trainable_table
 

@@ -5,19 +5,44 @@ with LLaVA's meaning (``--mm_projector_type`` is the connector), including trans
 that transformers 5 renamed (``--evaluation_strategy``, ``--warmup_ratio``). This project's own: ``--projector_type``,
 ``--num_visual_tokens``, the ``--sec_*`` options, ``--projector_config`` (JSON), ``--skip_bad_samples``,
 ``--tokenizer_name_or_path``. LLaVA options this project does not implement are refused with a message.
+``--deepspeed`` takes a file or the name of a config shipped with the package (``zero2``, ``zero3``,
+``zero3_offload``), so the LLaVA-style ``configs/deepspeed/zero3.json`` works outside a checkout too.
+How the model arguments become a model is ``assemble.py``'s job.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import resources
+from pathlib import Path
 
 import torch
 import transformers
 
 RENAMED = {"--evaluation_strategy": "--eval_strategy", "--warmup_ratio": "--warmup_steps"}
+DEEPSPEED_CONFIGS = ("zero2", "zero3", "zero3_offload")
+
+
+def deepspeed_config_path(name: str) -> str:
+    """Path of a DeepSpeed config shipped with the package (``zero2``, ``zero3``, ``zero3_offload``)."""
+    stem = name.removesuffix(".json")
+    if stem not in DEEPSPEED_CONFIGS:
+        raise ValueError(
+            f"no packaged DeepSpeed config {name!r}; choose one of {list(DEEPSPEED_CONFIGS)} or pass a file"
+        )
+    return str(resources.files("sec_mllm") / "configs" / "deepspeed" / f"{stem}.json")
+
+
+def resolve_deepspeed(value: str | None) -> str | None:
+    """``--deepspeed``: an existing file, or the name of a packaged config (``zero2``, ``configs/deepspeed/zero3.json``
+    from outside a checkout, ...)."""
+    if not value or Path(value).is_file():
+        return value
+    name = Path(value).name
+    if name.removesuffix(".json") in DEEPSPEED_CONFIGS:
+        return deepspeed_config_path(name)
+    raise SystemExit(f"--deepspeed {value}: no such file, and not a packaged config ({', '.join(DEEPSPEED_CONFIGS)})")
 
 
 @dataclass
@@ -28,7 +53,9 @@ class ModelArguments:
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "defaults to model_name_or_path"})
     version: str = field(default="v1", metadata={"help": "conversation template: plain, v1, chat_template"})
     mm_projector_type: str = field(default="linear", metadata={"help": "connector (LLaVA's name): linear, mlp2x_gelu"})
-    projector_type: str = field(default="sec", metadata={"help": "token compressor: sec, identity, avgpool, tome, kmeans"})
+    projector_type: str = field(
+        default="sec", metadata={"help": "token compressor: sec, identity, avgpool, tome, kmeans"}
+    )
     num_visual_tokens: int | None = field(default=None, metadata={"help": "K, the projector's num_tokens"})
     projector_config: str | None = field(default=None, metadata={"help": "JSON dict of further projector options"})
     sec_grouping: str | None = field(default=None, metadata={"help": "band or interleave"})
@@ -55,7 +82,9 @@ class DataArguments:
     image_aspect_ratio: str = field(default="square", metadata={"help": "pad, or square / original (no padding)"})
     lazy_preprocess: bool = field(default=True, metadata={"help": "accepted for LLaVA compatibility; always lazy"})
     is_multimodal: bool = field(default=True)
-    skip_bad_samples: bool = field(default=False, metadata={"help": "log, skip and count bad samples instead of failing"})
+    skip_bad_samples: bool = field(
+        default=False, metadata={"help": "log, skip and count bad samples instead of failing"}
+    )
 
 
 @dataclass
@@ -80,7 +109,9 @@ class TrainingArguments(transformers.TrainingArguments):
     def __post_init__(self) -> None:
         if not torch.cuda.is_available():
             if self.tf32:
-                raise SystemExit("--tf32 needs an NVIDIA GPU; this machine has none (drop --tf32 or pass --tf32 False)")
+                raise SystemExit(
+                    "--tf32 needs an NVIDIA GPU; this machine has none (drop --tf32 or pass --tf32 False)"
+                )
             if self.fp16:
                 raise SystemExit("--fp16 is not supported on CPU; use --bf16 True or fp32")
             self.use_cpu = True  # two CPU ranks under DeepSpeed need it
@@ -91,13 +122,17 @@ def check_supported(model_args: ModelArguments, data_args: DataArguments, traini
     """Refuse, with a message, the options this project does not implement or that cannot work here."""
     refusals = []
     if model_args.mm_use_im_start_end:
-        refusals.append("--mm_use_im_start_end True (image start/end tokens) is not supported; use False as LLaVA-1.5 does")
+        refusals.append(
+            "--mm_use_im_start_end True (image start/end tokens) is not supported; use False as LLaVA-1.5 does"
+        )
     if model_args.mm_use_im_patch_token:
         refusals.append("--mm_use_im_patch_token True is not supported; use False as LLaVA-1.5 does")
     if model_args.mm_patch_merge_type != "flat":
         refusals.append(f"--mm_patch_merge_type {model_args.mm_patch_merge_type} is not supported (only flat)")
     if model_args.mm_vision_select_feature not in ("patch", "cls_patch"):
-        refusals.append(f"--mm_vision_select_feature must be patch or cls_patch, got {model_args.mm_vision_select_feature}")
+        refusals.append(
+            f"--mm_vision_select_feature must be patch or cls_patch, got {model_args.mm_vision_select_feature}"
+        )
     if training_args.bits != 16:
         refusals.append(f"--bits {training_args.bits}: quantized training is not supported (use 16)")
     if training_args.lora_weight_path:
@@ -105,32 +140,15 @@ def check_supported(model_args: ModelArguments, data_args: DataArguments, traini
     if training_args.lora_bias != "none":
         refusals.append(f"--lora_bias {training_args.lora_bias} is not supported (only none)")
     if data_args.image_aspect_ratio not in ("pad", "square", "original"):
-        refusals.append(f"--image_aspect_ratio {data_args.image_aspect_ratio} is not supported (pad, square, original)")
+        refusals.append(
+            f"--image_aspect_ratio {data_args.image_aspect_ratio} is not supported (pad, square, original)"
+        )
     if not data_args.data_path:
         refusals.append("--data_path is required")
     if not model_args.vision_tower:
         refusals.append("--vision_tower is required")
     if refusals:
         raise SystemExit("unsupported arguments:\n  " + "\n  ".join(refusals))
-
-
-def projector_config(model_args: ModelArguments) -> dict[str, Any]:
-    """The projector's config dict from --projector_config, --num_visual_tokens and the --sec_* options."""
-    config = json.loads(model_args.projector_config) if model_args.projector_config else {}
-    if model_args.num_visual_tokens is not None and model_args.projector_type != "identity":
-        config["num_tokens"] = model_args.num_visual_tokens
-    sec = {
-        "grouping": model_args.sec_grouping,
-        "reduction": model_args.sec_reduction,
-        "order": model_args.sec_order,
-        "heads": model_args.sec_heads,
-        "key_projection": model_args.sec_key_projection,
-        "position_embedding": model_args.sec_position_embedding,
-    }
-    sec = {k: v for k, v in sec.items() if v is not None}
-    if sec and model_args.projector_type != "sec":
-        raise SystemExit(f"--sec_* options only apply to --projector_type sec, not {model_args.projector_type}")
-    return {**config, **sec}
 
 
 def rename_flag(arg: str) -> str:
@@ -147,6 +165,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
             if not 0 <= float(value or "nan") < 1:
                 raise SystemExit(f"--warmup_ratio must be in [0, 1), got {value!r}")
     argv = [rename_flag(a) for a in argv]
+    for i, arg in enumerate(argv):
+        flag, sep, value = arg.partition("=")
+        if flag == "--deepspeed" and sep:
+            argv[i] = f"--deepspeed={resolve_deepspeed(value)}"
+        elif flag == "--deepspeed" and i + 1 < len(argv):
+            argv[i + 1] = resolve_deepspeed(argv[i + 1])
     parser = transformers.HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args, unknown = parser.parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True

@@ -69,17 +69,22 @@ def load_mm_projector(model: nn.Module, path: str) -> int:
     missing = sorted(set(params) - set(state))
     unexpected = sorted(set(state) - set(params))
     if missing or unexpected:
-        raise ValueError(f"{path}: does not fit this model's projector/connector: missing {missing}, unexpected {unexpected}")
+        raise ValueError(
+            f"{path}: does not fit this model's projector/connector: missing {missing}, unexpected {unexpected}"
+        )
     with _gathered(list(params.values()), modifier_rank=0), torch.no_grad():
         for name, param in params.items():
             if tuple(state[name].shape) != tuple(param.shape):
-                raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, the model expects {tuple(param.shape)}")
+                raise ValueError(
+                    f"{path}: {name} has shape {tuple(state[name].shape)}, the model expects {tuple(param.shape)}"
+                )
             param.copy_(state[name].to(param.dtype))
     return len(params)
 
 
 def save_run_config(output_dir: str, **groups: Any) -> None:
     """Write the resolved arguments (one dict per group) to ``run_config.json`` atomically."""
+
     def plain(obj: Any) -> dict[str, Any]:
         values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         return json.loads(json.dumps(values, default=str))

@@ -1,4 +1,4 @@
-"""Merge a LoRA stage-2 output into a full SEC-MLLM.
+"""LoRA for stage 2: the layers adapters go on, and merging a LoRA output into a full SEC-MLLM.
 
 The LoRA output folder holds the PEFT adapter, ``non_lora_trainables.bin`` (projector + connector),
 the processor and ``run_config.json``; the base model is rebuilt from the run configuration (the same
@@ -11,23 +11,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from peft import PeftModel
+from torch import nn
 from transformers import AutoProcessor
 
 from ..files import read_json
 from .arguments import ModelArguments
+from .assemble import model_from_args
 from .checkpoints import NON_LORA_FILE, RUN_CONFIG_FILE, load_mm_projector
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """Every Linear layer of the language model except its output head."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if name.startswith("language_model.") and isinstance(module, nn.Linear) and not name.endswith("lm_head")
+    ]
 
 
 def merge_lora_checkpoint(path: str):
     """Returns ``(merged model, processor)`` for a LoRA output folder."""
-    from .run import build_from_args
-
     folder = Path(path)
     run_config = read_json(folder / RUN_CONFIG_FILE)
     fields = set(ModelArguments.__dataclass_fields__)
     model_args = ModelArguments(**{k: v for k, v in run_config["model"].items() if k in fields})
     processor = AutoProcessor.from_pretrained(folder)
-    base = build_from_args(model_args, processor.tokenizer)
+    base = model_from_args(model_args, processor.tokenizer)
     load_mm_projector(base, str(folder / NON_LORA_FILE))
     merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     return merged.eval(), processor

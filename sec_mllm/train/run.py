@@ -1,4 +1,4 @@
-"""The training driver behind scripts/pretrain.py (stage 1) and scripts/finetune.py (stage 2).
+"""The training driver behind ``python -m sec_mllm.train.pretrain`` (stage 1) and ``.finetune`` (stage 2).
 
 Builds the model (every rank does: under ZeRO-3 building is a collective), loads the stage-1
 projector + connector (``--pretrain_mm_mlp_adapter``), applies LoRA when asked, freezes per stage, trains
@@ -16,12 +16,12 @@ import logging
 import sys
 
 import torch
-from torch import nn
 from transformers import AutoTokenizer
 
-from ..builder import build_model, build_processor
+from ..builder import build_processor
 from ..data import LlavaCollator, LlavaDataset
-from .arguments import ModelArguments, parse_args, projector_config
+from .arguments import parse_args
+from .assemble import model_from_args
 from .checkpoints import NON_LORA_FILE, load_mm_projector, save_mm_projector, save_run_config
 from .stages import configure_trainable
 from .trainer import SecMllmTrainer
@@ -29,32 +29,10 @@ from .trainer import SecMllmTrainer
 logger = logging.getLogger("sec_mllm.train")
 
 
-def lora_targets(model: nn.Module) -> list[str]:
-    """Every Linear layer of the language model except its output head."""
-    return [
-        name for name, module in model.named_modules()
-        if name.startswith("language_model.") and isinstance(module, nn.Linear) and not name.endswith("lm_head")
-    ]
-
-
-def build_from_args(model_args: ModelArguments, tokenizer, dtype: torch.dtype | None = None):
-    """The SEC-MLLM that the model arguments describe (shared by training and scripts/merge_lora.py)."""
-    return build_model(
-        model_args.vision_tower,
-        model_args.model_name_or_path,
-        model_args.projector_type,
-        projector_config(model_args),
-        model_args.mm_projector_type,
-        tokenizer=tokenizer,
-        vision_feature_layer=model_args.mm_vision_select_layer,
-        vision_feature_select_strategy="default" if model_args.mm_vision_select_feature == "patch" else "full",
-        vision_tower_pretrained=model_args.vision_tower_pretrained,
-        dtype=dtype,
-    )
-
-
 def main(stage: int, argv: list[str] | None = None) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout
+    )
     model_args, data_args, args = parse_args(argv)
     if model_args.tune_mm_mlp_adapter:
         stage = 1
@@ -76,7 +54,7 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
-    model = build_from_args(model_args, tokenizer, dtype)
+    model = model_from_args(model_args, tokenizer, dtype)
     model.config.use_cache = False
     processor = build_processor(
         model.config, tokenizer, image_aspect_ratio="pad" if data_args.image_aspect_ratio == "pad" else "original"
@@ -89,19 +67,34 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     if lora:
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                            target_modules=lora_targets(model), bias="none")
+        from .lora import lora_targets
+
+        config = LoraConfig(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=lora_targets(model),
+            bias="none",
+        )
         model = get_peft_model(model, config)
     table = configure_trainable(
-        model, stage, lora=lora, tune_vision_tower=model_args.unfreeze_mm_vision_tower,
-        freeze_connector=args.freeze_mm_mlp_adapter, freeze_language_model=model_args.freeze_backbone,
+        model,
+        stage,
+        lora=lora,
+        tune_vision_tower=model_args.unfreeze_mm_vision_tower,
+        freeze_connector=args.freeze_mm_mlp_adapter,
+        freeze_language_model=model_args.freeze_backbone,
     )
     if args.process_index == 0:
         print(f"stage {stage} trainable parameters:\n{table}", flush=True)
 
     dataset = LlavaDataset(
-        data_args.data_path, processor, model_args.version, data_args.image_folder,
-        max_length=args.model_max_length, skip_bad_samples=data_args.skip_bad_samples,
+        data_args.data_path,
+        processor,
+        model_args.version,
+        data_args.image_folder,
+        max_length=args.model_max_length,
+        skip_bad_samples=data_args.skip_bad_samples,
     )
     if args.process_index == 0:
         save_run_config(args.output_dir, model=model_args, data=data_args, training=args)

@@ -26,8 +26,11 @@ class SecMllmTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        special = {"projector": self.args.mm_projector_lr, "connector": self.args.mm_projector_lr,
-                   "vision_tower": self.args.mm_vision_tower_lr}
+        special = {
+            "projector": self.args.mm_projector_lr,
+            "connector": self.args.mm_projector_lr,
+            "vision_tower": self.args.mm_vision_tower_lr,
+        }
         if self.optimizer is not None or all(lr is None for lr in special.values()):
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
@@ -42,6 +45,8 @@ class SecMllmTrainer(Trainer):
         optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         kwargs.pop("lr", None)
         self.optimizer = optimizer_cls(
-            [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()], lr=self.args.learning_rate, **kwargs
+            [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
+            lr=self.args.learning_rate,
+            **kwargs,
         )
         return self.optimizer

@@ -1,18 +1,28 @@
-"""Tiny, random, offline building blocks: a byte-level BPE tokenizer trained in a fraction of a second and
-vision / language configs small enough for CPU tests and the synthetic quick start.
-
-Nothing here downloads anything; sizes follow DESIGN.md section 7 (image 32 px, patch 8, width 32-64,
-2 layers, small vocabulary) unless the caller asks otherwise.
+"""Tiny, random, offline models: a byte-level BPE tokenizer trained in a fraction of a second, vision /
+language configs small enough for CPU, and tiny saved checkpoints and LLaVA-format data built from them.
+Used by the tests and by the experiments (synthetic quick start, benchmarks). Nothing here downloads
+anything; default sizes are the tests' (image 32 px, patch 8, width 32-64, 2 layers, small vocabulary).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Iterable
 
+import torch
+from PIL import Image
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedTokenizerFast, SiglipVisionConfig
+from transformers import (
+    AutoModelForCausalLM,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    SiglipVisionConfig,
+)
 
-from .configuration_sec_mllm import OpenClipVisionConfig
+from .vision import OpenClipVisionConfig
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
 DEFAULT_CORPUS = (
@@ -45,29 +55,53 @@ def train_tokenizer(texts: Iterable[str] = DEFAULT_CORPUS, vocab_size: int = 256
 
 
 def _tiny_vision_kwargs(image_size: int, patch_size: int, hidden_size: int, layers: int) -> dict:
-    return dict(image_size=image_size, patch_size=patch_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                num_hidden_layers=layers, num_attention_heads=2)
+    return dict(
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+    )
 
 
-def tiny_clip_vision_config(image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2) -> CLIPVisionConfig:
-    return CLIPVisionConfig(projection_dim=hidden_size, **_tiny_vision_kwargs(image_size, patch_size, hidden_size, layers))
+def tiny_clip_vision_config(
+    image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2
+) -> CLIPVisionConfig:
+    return CLIPVisionConfig(
+        projection_dim=hidden_size, **_tiny_vision_kwargs(image_size, patch_size, hidden_size, layers)
+    )
 
 
-def tiny_siglip_vision_config(image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2) -> SiglipVisionConfig:
+def tiny_siglip_vision_config(
+    image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2
+) -> SiglipVisionConfig:
     return SiglipVisionConfig(**_tiny_vision_kwargs(image_size, patch_size, hidden_size, layers))
 
 
-def tiny_open_clip_vision_config(image_size: int = 32, patch_size: int = 8, width: int = 32, layers: int = 2) -> OpenClipVisionConfig:
+def tiny_open_clip_vision_config(
+    image_size: int = 32, patch_size: int = 8, width: int = 32, layers: int = 2
+) -> OpenClipVisionConfig:
     model_cfg = {
         "embed_dim": width,
-        "vision_cfg": {"image_size": image_size, "patch_size": patch_size, "width": width, "layers": layers, "head_width": width // 2},
+        "vision_cfg": {
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "width": width,
+            "layers": layers,
+            "head_width": width // 2,
+        },
         "text_cfg": {"context_length": 16, "vocab_size": 256, "width": width, "heads": 2, "layers": layers},
     }
     return OpenClipVisionConfig(model_name="tiny", model_cfg=model_cfg)
 
 
 def tiny_llama_config(
-    vocab_size: int = 256, hidden_size: int = 64, layers: int = 2, tie_word_embeddings: bool = False, initializer_range: float = 0.02
+    vocab_size: int = 256,
+    hidden_size: int = 64,
+    layers: int = 2,
+    tie_word_embeddings: bool = False,
+    initializer_range: float = 0.02,
 ) -> LlamaConfig:
     return LlamaConfig(
         initializer_range=initializer_range,
@@ -87,11 +121,6 @@ def tiny_llama_config(
 
 def write_tiny_checkpoints(folder: str, seed: int = 0) -> tuple[str, str]:
     """Save a tiny Llama (with the offline tokenizer) and a tiny CLIP vision model; return their paths."""
-    from pathlib import Path
-
-    import torch
-    from transformers import AutoModelForCausalLM, CLIPVisionModel
-
     root = Path(folder)
     torch.manual_seed(seed)
     tokenizer = train_tokenizer(list(DEFAULT_CORPUS) + [f"a {c} {s}" for c in COLORS for s in ("square", "image")])
@@ -108,11 +137,6 @@ COLORS = ("red", "green", "blue", "yellow")
 def write_tiny_llava_data(folder: str, num_samples: int = 8) -> tuple[str, str, str]:
     """Solid-colour squares on a grey canvas with captions (stage-1 JSON) and questions (stage-2 JSON,
     with one multi-turn and one text-only sample). Returns (caption file, instruction file, image folder)."""
-    import json
-    from pathlib import Path
-
-    from PIL import Image
-
     root = Path(folder)
     (root / "images").mkdir(parents=True, exist_ok=True)
     captions, instructions = [], []
@@ -122,14 +146,23 @@ def write_tiny_llava_data(folder: str, num_samples: int = 8) -> tuple[str, str, 
         image = Image.new("RGB", (40, 32), (128, 128, 128))
         image.paste(rgb, (4 + i, 4, 28 + i, 28))
         image.save(root / "images" / f"{i}.png")
-        captions.append({"id": f"cap{i}", "image": f"{i}.png", "conversations": [
-            {"from": "human", "value": "<image>\nDescribe the image briefly."}, {"from": "gpt", "value": f"a {color} square"}]})
+        captions.append(
+            {
+                "id": f"cap{i}",
+                "image": f"{i}.png",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nDescribe the image briefly."},
+                    {"from": "gpt", "value": f"a {color} square"},
+                ],
+            }
+        )
         turns = [{"from": "human", "value": "What color is the square?\n<image>"}, {"from": "gpt", "value": color}]
         if i == 0:
             turns += [{"from": "human", "value": "What shape is it?"}, {"from": "gpt", "value": "square"}]
         instructions.append({"id": f"ins{i}", "image": f"{i}.png", "conversations": turns})
-    instructions.append({"id": "text0", "conversations": [
-        {"from": "human", "value": "Say yes."}, {"from": "gpt", "value": "yes"}]})
+    instructions.append(
+        {"id": "text0", "conversations": [{"from": "human", "value": "Say yes."}, {"from": "gpt", "value": "yes"}]}
+    )
     (root / "captions.json").write_text(json.dumps(captions))
     (root / "instructions.json").write_text(json.dumps(instructions))
     return str(root / "captions.json"), str(root / "instructions.json"), str(root / "images")

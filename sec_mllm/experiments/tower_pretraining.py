@@ -1,4 +1,4 @@
-"""Contrastive image-text pretraining of a small CLIP, for settings with no pretrained vision tower.
+"""Tower pretraining: contrastive image-text training of a small CLIP, for settings with no pretrained tower.
 
 No pretrained CLIP can be downloaded here, so the synthetic quick start first teaches a tiny
 transformers ``CLIPModel`` to see with the symmetric InfoNCE loss of CLIP (``return_loss=True``) on the
@@ -25,9 +25,16 @@ logger = logging.getLogger(__name__)
 
 
 class CaptionImages(Dataset):
-    def __init__(self, captions_file: str, image_folder: str, tokenizer, image_processor, max_length: int = 64) -> None:
+    def __init__(
+        self, captions_file: str, image_folder: str, tokenizer, image_processor, max_length: int = 64
+    ) -> None:
         self.records = load_records(captions_file)
-        self.folder, self.tokenizer, self.processor, self.max_length = Path(image_folder), tokenizer, image_processor, max_length
+        self.folder, self.tokenizer, self.processor, self.max_length = (
+            Path(image_folder),
+            tokenizer,
+            image_processor,
+            max_length,
+        )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -36,7 +43,9 @@ class CaptionImages(Dataset):
         rec = self.records[i]
         with Image.open(self.folder / rec["image"]) as im:
             pixels = self.processor(im.convert("RGB"), return_tensors="pt")["pixel_values"][0]
-        ids = self.tokenizer(rec["conversations"][1]["value"], add_special_tokens=False)["input_ids"][: self.max_length - 1]
+        ids = self.tokenizer(rec["conversations"][1]["value"], add_special_tokens=False)["input_ids"][
+            : self.max_length - 1
+        ]
         return pixels, ids + [self.tokenizer.pad_token_id]
 
 
@@ -54,12 +63,23 @@ def pretrain_clip(
     """Train a CLIP whose vision tower follows ``vision_config``; returns the model and the loss curve."""
     torch.manual_seed(seed)
     text_config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=text_width, intermediate_size=2 * text_width, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=64, eos_token_id=tokenizer.pad_token_id,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=text_width,
+        intermediate_size=2 * text_width,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        eos_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
-    model = CLIPModel(CLIPConfig(text_config=text_config.to_dict(), vision_config=vision_config.to_dict(),
-                                 projection_dim=vision_config.hidden_size))
+    model = CLIPModel(
+        CLIPConfig(
+            text_config=text_config.to_dict(),
+            vision_config=vision_config.to_dict(),
+            projection_dim=vision_config.hidden_size,
+        )
+    )
     data = CaptionImages(captions_file, image_folder, tokenizer, default_image_processor(vision_config))
 
     def collate(batch):
@@ -71,8 +91,14 @@ def pretrain_clip(
             ids[j, : len(seq)], mask[j, : len(seq)] = torch.tensor(seq), 1
         return pixels, ids, mask
 
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses, step = [], 0

@@ -21,11 +21,27 @@ from PIL import Image, ImageDraw
 
 CANVAS = 64
 SHAPES = ("circle", "square", "triangle")
-COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 220), "yellow": (230, 210, 40),
-          "purple": (150, 60, 190), "orange": (240, 140, 30)}
+COLORS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (50, 80, 220),
+    "yellow": (230, 210, 40),
+    "purple": (150, 60, 190),
+    "orange": (240, 140, 30),
+}
 SIZES = {"tiny": 4, "small": 8, "large": 16}
 COUNTS = ("0", "1", "2", "3", "4")
-FAMILIES = ("exist", "query_color", "verify_color", "choose_color", "position", "relation", "logical", "compare", "count")
+FAMILIES = (
+    "exist",
+    "query_color",
+    "verify_color",
+    "choose_color",
+    "position",
+    "relation",
+    "logical",
+    "compare",
+    "count",
+)
 # family -> (structural, semantic, detailed, global group)
 GQA_TYPES = {
     "exist": ("verify", "obj", "exist", None),
@@ -39,9 +55,15 @@ GQA_TYPES = {
     "count": ("query", "obj", "count", "count"),
 }
 ANSWERS = {
-    "exist": ("yes", "no"), "verify_color": ("yes", "no"), "relation": ("yes", "no"), "logical": ("yes", "no"),
-    "compare": ("yes", "no"), "query_color": tuple(COLORS), "choose_color": tuple(COLORS),
-    "position": ("left", "right"), "count": COUNTS,
+    "exist": ("yes", "no"),
+    "verify_color": ("yes", "no"),
+    "relation": ("yes", "no"),
+    "logical": ("yes", "no"),
+    "compare": ("yes", "no"),
+    "query_color": tuple(COLORS),
+    "choose_color": tuple(COLORS),
+    "position": ("left", "right"),
+    "count": COUNTS,
 }
 
 
@@ -93,7 +115,10 @@ def place(objects: list[Obj], rng: random.Random, side_of: dict[int, str] | None
             if side_of and i in side_of:
                 lo, hi = (lo, CANVAS // 2 - s - 3) if side_of[i] == "left" else (CANVAS // 2 + 3, hi)
             obj.x, obj.y = rng.randint(lo, hi), rng.randint(1, CANVAS - s - 1)
-            if all(obj.x + s + 2 <= o.x or o.x + o.side + 2 <= obj.x or obj.y + s + 2 <= o.y or o.y + o.side + 2 <= obj.y for o in placed):
+            if all(
+                obj.x + s + 2 <= o.x or o.x + o.side + 2 <= obj.x or obj.y + s + 2 <= o.y or o.y + o.side + 2 <= obj.y
+                for o in placed
+            ):
                 placed.append(obj)
                 break
         else:
@@ -110,7 +135,9 @@ def render(scene: Scene, rng: random.Random) -> Image.Image:
         if o.shape == "circle" and o.size != "tiny":
             draw.ellipse(box, fill=color)
         elif o.shape == "triangle" and o.size != "tiny":
-            draw.polygon([(o.x + o.side / 2, o.y), (o.x, o.y + o.side - 1), (o.x + o.side - 1, o.y + o.side - 1)], fill=color)
+            draw.polygon(
+                [(o.x + o.side / 2, o.y), (o.x, o.y + o.side - 1), (o.x + o.side - 1, o.y + o.side - 1)], fill=color
+            )
         else:
             draw.rectangle(box, fill=color)
     return image
@@ -125,8 +152,13 @@ def caption(scene: Scene) -> str:
     return ", ".join(parts) + "."
 
 
-def _random_obj(rng: random.Random, avoid: set[tuple[str, str]] = frozenset(), sizes=("small", "large", "tiny"),
-                avoid_shapes: set[str] = frozenset(), avoid_colors: set[str] = frozenset()) -> Obj:
+def _random_obj(
+    rng: random.Random,
+    avoid: set[tuple[str, str]] = frozenset(),
+    sizes=("small", "large", "tiny"),
+    avoid_shapes: set[str] = frozenset(),
+    avoid_colors: set[str] = frozenset(),
+) -> Obj:
     for _ in range(100):
         o = Obj(rng.choice(SHAPES), rng.choice(tuple(COLORS)), rng.choice(sizes))
         if (o.color, o.shape) not in avoid and o.shape not in avoid_shapes and o.color not in avoid_colors:
@@ -134,7 +166,9 @@ def _random_obj(rng: random.Random, avoid: set[tuple[str, str]] = frozenset(), s
     raise Unsatisfiable("attributes")
 
 
-def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene, str, dict[str, Any], list[tuple[str, str]]]:
+def build_question(
+    family: str, answer: str, rng: random.Random
+) -> tuple[Scene, str, dict[str, Any], list[tuple[str, str]]]:
     """A scene where ``answer`` is right for a ``family`` question: (scene, question, stratum, program)."""
     n_distract = rng.randint(1, 4)
     sizes = ("tiny", "small", "large")
@@ -143,7 +177,10 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
         target = Obj(shape, color, rng.choice(("small", "large")))
         others = [_random_obj(rng, avoid={(color, shape)}, sizes=("small", "large")) for _ in range(n_distract)]
         objs = ([target] if answer == "yes" else []) + others
-        q, program = f"Is there {article(color)} {color} {shape}?", [("select", shape), ("filter color", color), ("exist", "?")]
+        q, program = (
+            f"Is there {article(color)} {color} {shape}?",
+            [("select", shape), ("filter color", color), ("exist", "?")],
+        )
     elif family in ("query_color", "verify_color", "choose_color"):
         size = rng.choice(sizes)
         color = answer if family == "query_color" else rng.choice(tuple(COLORS))
@@ -181,8 +218,15 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
     elif family == "relation":
         a = Obj(rng.choice(SHAPES), rng.choice(tuple(COLORS)), rng.choice(("small", "large")))
         b = _random_obj(rng, avoid={(a.color, a.shape)}, sizes=("small", "large"), avoid_colors={a.color})
-        others = [_random_obj(rng, avoid={(a.color, a.shape), (b.color, b.shape)}, sizes=("small", "large"), avoid_colors={a.color, b.color})
-                  for _ in range(rng.randint(0, 2))]
+        others = [
+            _random_obj(
+                rng,
+                avoid={(a.color, a.shape), (b.color, b.shape)},
+                sizes=("small", "large"),
+                avoid_colors={a.color, b.color},
+            )
+            for _ in range(rng.randint(0, 2))
+        ]
         objs = [a, b] + others
         place(objs, rng, {0: "left", 1: "right"} if answer == "yes" else {0: "right", 1: "left"})
         q = f"Is the {a.name()} to the left of the {b.name()}?"
@@ -194,7 +238,10 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
         missing = {s1, s2} - set(present)
         objs = [Obj(s, rng.choice(tuple(COLORS)), rng.choice(("small", "large"))) for s in present]
         objs += [_random_obj(rng, avoid_shapes=missing, sizes=("small", "large")) for _ in range(rng.randint(0, 2))]
-        q, program = f"Are there both {s1}s and {s2}s?", [("select", s1), ("exist", "?"), ("select", s2), ("exist", "?"), ("and", "")]
+        q, program = (
+            f"Are there both {s1}s and {s2}s?",
+            [("select", s1), ("exist", "?"), ("select", s2), ("exist", "?"), ("and", "")],
+        )
     elif family == "compare":
         s1, s2 = rng.sample(SHAPES, 2)
         c1 = rng.choice(tuple(COLORS))
@@ -209,7 +256,10 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
         n = int(answer)
         objs = [Obj(shape, color, size) for _ in range(n)]
         objs += [_random_obj(rng, avoid={(color, shape)}, sizes=("small", "large")) for _ in range(rng.randint(0, 2))]
-        q, program = f"How many {color} {shape}s are there?", [("select", shape), ("filter color", color), ("count", "")]
+        q, program = (
+            f"How many {color} {shape}s are there?",
+            [("select", shape), ("filter color", color), ("count", "")],
+        )
     else:
         raise ValueError(f"unknown family {family!r}")
     if family not in ("query_color", "verify_color", "choose_color", "exist"):
@@ -217,17 +267,29 @@ def build_question(family: str, answer: str, rng: random.Random) -> tuple[Scene,
     place(objs, rng)
     has_target = family in ("query_color", "verify_color", "choose_color") or (family == "exist" and answer == "yes")
     target = objs[0] if has_target else None
-    stratum = {"size": target.size if target else "none", "position": target.position if target else "none",
-               "target": 0 if target else None}
+    stratum = {
+        "size": target.size if target else "none",
+        "position": target.position if target else "none",
+        "target": 0 if target else None,
+    }
     if family == "count":
         stratum = {"size": objs[0].size if objs and answer != "0" else "none", "position": "none", "target": None}
     return Scene(objs), q, stratum, program
 
 
-def gqa_record(family: str, question: str, answer: str, image_id: str, qid: str, stratum: dict[str, Any],
-               program: list[tuple[str, str]]) -> dict[str, Any]:
+def gqa_record(
+    family: str,
+    question: str,
+    answer: str,
+    image_id: str,
+    qid: str,
+    stratum: dict[str, Any],
+    program: list[tuple[str, str]],
+) -> dict[str, Any]:
     structural, semantic, detailed, group = GQA_TYPES[family]
-    ops = [{"operation": op, "argument": arg, "dependencies": [i - 1] if i else []} for i, (op, arg) in enumerate(program)]
+    ops = [
+        {"operation": op, "argument": arg, "dependencies": [i - 1] if i else []} for i, (op, arg) in enumerate(program)
+    ]
     return {
         "question": question,
         "answer": answer,
@@ -250,13 +312,23 @@ def scene_graph(scene: Scene) -> dict[str, Any]:
         "width": CANVAS,
         "height": CANVAS,
         "objects": {
-            str(i): {"name": o.shape, "x": o.x, "y": o.y, "w": o.side, "h": o.side, "attributes": [o.color, o.size], "relations": []}
+            str(i): {
+                "name": o.shape,
+                "x": o.x,
+                "y": o.y,
+                "w": o.side,
+                "h": o.side,
+                "attributes": [o.color, o.size],
+                "relations": [],
+            }
             for i, o in enumerate(scene.objects)
         },
     }
 
 
-def sample_question(rng: random.Random, family: str | None = None) -> tuple[str, str, Scene, str, dict[str, Any], list]:
+def sample_question(
+    rng: random.Random, family: str | None = None
+) -> tuple[str, str, Scene, str, dict[str, Any], list]:
     """Draw a family and an answer uniformly and build a scene for them (retrying rare failed layouts)."""
     while True:
         fam = family or rng.choice(FAMILIES)

@@ -10,12 +10,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..data.llava_dataset import load_records
-from .runner import STANDARD_KEYS, load_questions
+from ..evaluation.runner import STANDARD_KEYS, load_questions
 
 
 def question_text(prompt: str) -> str:
     """The question line of a prompt (image placeholder, OCR line and instruction removed)."""
-    lines = [l for l in prompt.replace("<image>", "").split("\n") if l.strip()]
+    lines = [line for line in prompt.replace("<image>", "").split("\n") if line.strip()]
     return lines[0].strip().lower()
 
 
@@ -35,7 +35,16 @@ def write_blind_answers(training_file: str, question_file: str, answers_file: st
     rows = []
     for q in load_questions(question_file):
         extra = {k: v for k, v in q.items() if k not in STANDARD_KEYS}
-        rows.append({"question_id": q["question_id"], "prompt": q["text"], "text": table.get(question_text(q["text"]), fallback),
-                     "answer_id": uuid.uuid4().hex, "model_id": "blind", "metadata": {}, **extra})
+        rows.append(
+            {
+                "question_id": q["question_id"],
+                "prompt": q["text"],
+                "text": table.get(question_text(q["text"]), fallback),
+                "answer_id": uuid.uuid4().hex,
+                "model_id": "blind",
+                "metadata": {},
+                **extra,
+            }
+        )
     Path(answers_file).parent.mkdir(parents=True, exist_ok=True)
     Path(answers_file).write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,7 +1,7 @@
 """Synthetic GQA- and TextVQA-format benchmark with LLaVA-format training splits (Shapes-GQA and
 Rendered-TextVQA; see synthetic_shapes.py and synthetic_text.py for what the images and questions are).
 
-    python -m sec_mllm.data.synthetic --out data/synthetic --seed 0
+    python -m sec_mllm.experiments.synthetic --out data/synthetic --seed 0
 
 writes, in the layouts the real benchmarks and LLaVA use:
 
@@ -77,7 +77,11 @@ def write_gqa_test(root: Path, n: int, seed: int) -> None:
         rows.append({"question_id": qid, "image": f"{image_id}.jpg", "text": question + SUFFIX, "category": "default"})
     data = root / "gqa" / "data"
     _jsonl(root / "gqa" / "llava_gqa_testdev_balanced.jsonl", rows)
-    for name in ("testdev_balanced_questions.json", "testdev_all_questions.json", "testdev_balanced_all_questions.json"):
+    for name in (
+        "testdev_balanced_questions.json",
+        "testdev_all_questions.json",
+        "testdev_balanced_all_questions.json",
+    ):
         write_json_atomic(data / name, questions)
     write_json_atomic(data / "testdev_balanced_choices.json", choices)
     write_json_atomic(data / "testdev_balanced_sceneGraphs.json", scenes)
@@ -94,18 +98,31 @@ def write_textvqa_test(root: Path, n: int, seed: int) -> None:
         text.render(signs, rng).save(folder / f"{image_id}.png")
         answers, clean = text.annotator_answers(answer, rng, text.plausible_wrong(family, answer))
         qid = 30000 + i
-        data.append({
-            "question": question.lower(), "image_id": image_id, "image_classes": ["sign"], "flickr_original_url": "",
-            "flickr_300k_url": "", "image_width": text.CANVAS, "image_height": text.CANVAS, "answers": answers,
-            "question_tokens": question.lower().rstrip("?").split(), "question_id": qid, "set_name": "val",
-            "stratum": stratum, "clean": clean,
-        })
+        data.append(
+            {
+                "question": question.lower(),
+                "image_id": image_id,
+                "image_classes": ["sign"],
+                "flickr_original_url": "",
+                "flickr_300k_url": "",
+                "image_width": text.CANVAS,
+                "image_height": text.CANVAS,
+                "answers": answers,
+                "question_tokens": question.lower().rstrip("?").split(),
+                "question_id": qid,
+                "set_name": "val",
+                "stratum": stratum,
+                "clean": clean,
+            }
+        )
         ocr = ", ".join(text.simulated_ocr(signs, rng))
         base = {"question_id": image_id, "image": f"{image_id}.png", "category": "default", "textvqa_question_id": qid}
         ocr_rows.append({**base, "text": f"{question}\nReference OCR token: {ocr}{SUFFIX}"})
         plain_rows.append({**base, "text": question + SUFFIX})
-    write_json_atomic(root / "textvqa" / "TextVQA_0.5.1_val.json",
-                      {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data})
+    write_json_atomic(
+        root / "textvqa" / "TextVQA_0.5.1_val.json",
+        {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data},
+    )
     _jsonl(root / "textvqa" / "llava_textvqa_val_v051_ocr.jsonl", ocr_rows)
     _jsonl(root / "textvqa" / "llava_textvqa_val_v051_noocr.jsonl", plain_rows)
 
@@ -126,26 +143,48 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
         else:
             _, _, signs, _, _ = text.sample_text_question(rng)
             image = text.render(signs, rng)
-            words = ", ".join(f"a {s.color} sign that says {s.text}" for s in sorted(signs, key=lambda s: s.box[0])) + "."
+            words = (
+                ", ".join(f"a {s.color} sign that says {s.text}" for s in sorted(signs, key=lambda s: s.box[0])) + "."
+            )
         image.save(folder / f"cap{i}.png")
-        captions.append({"id": f"cap{i}", "image": f"cap{i}.png", "conversations": [
-            human(rng.choice(CAPTION_PROMPTS) + "\n<image>"), {"from": "gpt", "value": words}]})
+        captions.append(
+            {
+                "id": f"cap{i}",
+                "image": f"cap{i}.png",
+                "conversations": [human(rng.choice(CAPTION_PROMPTS) + "\n<image>"), {"from": "gpt", "value": words}],
+            }
+        )
     for i in tqdm(range(sizes.gqa_train), desc="Shapes-GQA train", leave=False):
         _, answer, scene, question, _, _ = shapes.sample_question(rng)
         shapes.render(scene, rng).save(folder / f"gqa{i}.png")
         turns = [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]
         if rng.random() < 0.2:
-            turns += [human("How many objects are in the picture?" + SUFFIX), {"from": "gpt", "value": str(len(scene.objects))}]
+            turns += [
+                human("How many objects are in the picture?" + SUFFIX),
+                {"from": "gpt", "value": str(len(scene.objects))},
+            ]
         instructions.append({"id": f"gqa{i}", "image": f"gqa{i}.png", "conversations": turns})
     for i in range(sizes.textvqa_train):
         _, answer, signs, question, _ = text.sample_text_question(rng)
         text.render(signs, rng).save(folder / f"text{i}.png")
-        instructions.append({"id": f"text{i}", "image": f"text{i}.png", "conversations": [
-            human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]})
+        instructions.append(
+            {
+                "id": f"text{i}",
+                "image": f"text{i}.png",
+                "conversations": [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}],
+            }
+        )
     for i in range(sizes.text_only):
         a, b = rng.sample(range(10), 2)
-        instructions.append({"id": f"plain{i}", "conversations": [
-            human(f"Is {a} larger than {b}?" + SUFFIX), {"from": "gpt", "value": "yes" if a > b else "no"}]})
+        instructions.append(
+            {
+                "id": f"plain{i}",
+                "conversations": [
+                    human(f"Is {a} larger than {b}?" + SUFFIX),
+                    {"from": "gpt", "value": "yes" if a > b else "no"},
+                ],
+            }
+        )
     rng.shuffle(instructions)
     write_json_atomic(root / "train" / "captions.json", captions)
     write_json_atomic(root / "train" / "instructions.json", instructions)

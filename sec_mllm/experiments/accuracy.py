@@ -1,10 +1,18 @@
 """Accuracy of every token compressor at the same budget, on the synthetic benchmark, over several seeds.
 
+    python -m sec_mllm.experiments.accuracy --out benchmarks/results/accuracy     # the committed table
+    python -m sec_mllm.experiments.accuracy --out DIR --reduced --variants identity sec --seeds 0   # about a minute
+    python -m sec_mllm.experiments.accuracy --out DIR --variants sec avgpool --seeds 0 1 2
+
+(``python scripts/benchmark_accuracy.py ...`` in a checkout.) Writes DIR/accuracy.json (every run, and
+mean / std per configuration, overall and per stratum), DIR/accuracy.md (the tables) and DIR/accuracy.png
+(accuracy against visual tokens, one line per projector).
+
 The grid: ``identity`` once (all N = 64 patch tokens of the tiny tower's 8 x 8 grid) and every other
 registered projector at K = N/4 and K = N/16, including the SEC variants (one option changed at a time
 from the default: interleaved grouping, mean reduction, position order, no position embedding). Each
-(variant, K, seed) is the quick start's pipeline: stage 1 (scripts/pretrain.py), stage 2
-(scripts/finetune.py), then eval/gqa.py and eval/textvqa.py, scored with the official metrics.
+(variant, K, seed) is the quick start's pipeline: stage 1 (sec_mllm.train.pretrain), stage 2
+(sec_mllm.train.finetune), then sec_mllm.evaluation.run_gqa / run_textvqa, scored with the official metrics.
 
 What the seeds vary: the training seed (initialisation of projector + connector, data order). The data,
 tokenizer, tiny LM and contrastively pretrained tiny CLIP are built once and shared, as a real comparison
@@ -15,8 +23,11 @@ an interrupted benchmark resumes where it stopped.
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import shutil
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -25,9 +36,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..data.synthetic import generate
 from ..files import read_json, write_json_atomic, write_text_atomic
-from ..quickstart import QuickstartConfig, blind_baseline, build_base, summarize, train_and_eval
+from .quickstart import QuickstartConfig, blind_baseline, build_base, summarize, train_and_eval
+from .synthetic import generate
 
 BENCHMARKS = ("gqa", "textvqa")
 BENCHMARK_TITLES = {"gqa": "Shapes-GQA", "textvqa": "Rendered-TextVQA"}
@@ -119,13 +130,24 @@ def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path
         expected = {"flags": key.variant.training_flags(key.tokens), "stage2_steps": cfg.model.stage2_steps}
         found = {"flags": result.get("flags"), "stage2_steps": result.get("stage2_steps")}
         if found != expected:
-            raise SystemExit(f"{done} was made with {found}, this benchmark asks for {expected}: use another --out or delete it")
+            raise SystemExit(
+                f"{done} was made with {found}, this benchmark asks for {expected}: use another --out or delete it"
+            )
         return result
     shutil.rmtree(runs / key.name, ignore_errors=True)  # an unfinished run starts over: never resume stale answers
-    timings = train_and_eval(cfg.model, key.name, key.variant.training_flags(key.tokens), data, base, runs, seed=key.seed)
-    result = {"variant": key.variant.name, "projector": key.variant.projector, "tokens": key.tokens, "seed": key.seed,
-              "flags": key.variant.training_flags(key.tokens), "stage2_steps": cfg.model.stage2_steps, "timings": timings,
-              **summarize(runs / key.name, data)}
+    timings = train_and_eval(
+        cfg.model, key.name, key.variant.training_flags(key.tokens), data, base, runs, seed=key.seed
+    )
+    result = {
+        "variant": key.variant.name,
+        "projector": key.variant.projector,
+        "tokens": key.tokens,
+        "seed": key.seed,
+        "flags": key.variant.training_flags(key.tokens),
+        "stage2_steps": cfg.model.stage2_steps,
+        "timings": timings,
+        **summarize(runs / key.name, data),
+    }
     for stage in ("stage1", "stage2"):  # the trained weights are not needed once scored; logs and answers stay
         shutil.rmtree(runs / key.name / stage, ignore_errors=True)
     write_json_atomic(done, result)
@@ -133,8 +155,13 @@ def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path
 
 
 def spread(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
 
 
 def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -144,8 +171,12 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         rows.setdefault(f"{r['variant']}@{r['tokens']}", []).append(r)
     table: dict[str, dict[str, Any]] = {}
     for row, runs in rows.items():
-        entry: dict[str, Any] = {"variant": runs[0]["variant"], "projector": runs[0]["projector"], "tokens": runs[0]["tokens"],
-                                 "seeds": [r["seed"] for r in runs]}
+        entry: dict[str, Any] = {
+            "variant": runs[0]["variant"],
+            "projector": runs[0]["projector"],
+            "tokens": runs[0]["tokens"],
+            "seeds": [r["seed"] for r in runs],
+        }
         for bench in BENCHMARKS:
             strata: dict[str, dict[str, Any]] = {}
             for key, values in runs[0][bench]["per_stratum"].items():
@@ -172,11 +203,17 @@ def sec_against_baselines(table: dict[str, dict[str, Any]]) -> list[str]:
         for bench in BENCHMARKS:
             sec = entry[bench]["accuracy"]
             others = ([identity] if identity is not None else []) + [
-                e for e in ordered(table) if e["tokens"] == entry["tokens"] and e["projector"] not in ("sec", "identity")]
+                e
+                for e in ordered(table)
+                if e["tokens"] == entry["tokens"] and e["projector"] not in ("sec", "identity")
+            ]
             for other in others:
                 theirs = other[bench]["accuracy"]
-                lines.append(f"{BENCHMARK_TITLES[bench]}, K={entry['tokens']}: sec {sec['mean']:.1f} vs {other['variant']}@{other['tokens']} "
-                             f"{theirs['mean']:.1f} ({sec['mean'] - theirs['mean']:+.1f}): {_verdict(sec, theirs)}")
+                lines.append(
+                    f"{BENCHMARK_TITLES[bench]}, K={entry['tokens']}: sec {sec['mean']:.1f} vs "
+                    f"{other['variant']}@{other['tokens']} "
+                    f"{theirs['mean']:.1f} ({sec['mean'] - theirs['mean']:+.1f}): {_verdict(sec, theirs)}"
+                )
     return lines
 
 
@@ -194,10 +231,16 @@ def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
     scores = {v: spread([statistics.fmean(cells) for cells in seeds.values()]) for v, seeds in per_seed.items()}
     best = max(scores, key=lambda v: scores[v]["mean"])
     current = scores.get(DEFAULT_SEC)
-    margin = best != DEFAULT_SEC and current is not None and \
-        scores[best]["mean"] - current["mean"] > max(scores[best]["std"], current["std"])
-    return {"scores": {v: {"mean": s["mean"], "std": s["std"]} for v, s in scores.items()}, "best": best,
-            "recommended": best if margin or current is None else DEFAULT_SEC}
+    margin = (
+        best != DEFAULT_SEC
+        and current is not None
+        and scores[best]["mean"] - current["mean"] > max(scores[best]["std"], current["std"])
+    )
+    return {
+        "scores": {v: {"mean": s["mean"], "std": s["std"]} for v, s in scores.items()},
+        "best": best,
+        "recommended": best if margin or current is None else DEFAULT_SEC,
+    }
 
 
 def ordered(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,32 +256,56 @@ def _cell(s: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     table, blind = report["table"], report["blind"]
     seeds = sorted({s for e in table.values() for s in e["seeds"]})
-    out = [f"# Compressor accuracy on the synthetic benchmark (N = {NUM_PATCHES} patch tokens)", "",
-           f"Command: `{report['command']}`", "",
-           (f"Mean ± sample standard deviation over training seeds {seeds}; accuracy in %. Blind (question-only "
-            f"majority answer): Shapes-GQA {blind['gqa']:.1f}, Rendered-TextVQA {blind['textvqa']:.1f}."), "",
-           "| variant | K | Shapes-GQA | Rendered-TextVQA | GQA binary | GQA open | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        f"# Compressor accuracy on the synthetic benchmark (N = {NUM_PATCHES} patch tokens)",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        (
+            f"Mean ± sample standard deviation over training seeds {seeds}; accuracy in %. Blind (question-only "
+            f"majority answer): Shapes-GQA {blind['gqa']:.1f}, Rendered-TextVQA {blind['textvqa']:.1f}."
+        ),
+        "",
+        "| variant | K | Shapes-GQA | Rendered-TextVQA | GQA binary | GQA open | seeds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for e in ordered(table):
         runs = [r for r in report["runs"] if (r["variant"], r["tokens"]) == (e["variant"], e["tokens"])]
         binary, open_ = spread([r["gqa_binary"] for r in runs]), spread([r["gqa_open"] for r in runs])
-        out.append(f"| {e['variant']} | {e['tokens']} | {_cell(e['gqa']['accuracy'])} | {_cell(e['textvqa']['accuracy'])} | "
-                   f"{_cell(binary)} | {_cell(open_)} | {len(e['seeds'])} |")
+        out.append(
+            f"| {e['variant']} | {e['tokens']} | {_cell(e['gqa']['accuracy'])} | {_cell(e['textvqa']['accuracy'])} | "
+            f"{_cell(binary)} | {_cell(open_)} | {len(e['seeds'])} |"
+        )
     out += ["", "## Default SEC against identity and the baselines (same K)", ""]
     out += [f"- {line}" for line in report["sec_vs_baselines"]]
     choice = report["sec_default"]
-    out += ["", "## Choosing the default SEC variant", "",
-            "Score = mean over seeds of the per-seed average over both benchmarks and both K; the best variant replaces "
-            f"the default `{DEFAULT_SEC}` only if it leads by more than the larger seed-std of the two scores.", "",
-            "| variant | score |", "|---|---:|"]
+    out += [
+        "",
+        "## Choosing the default SEC variant",
+        "",
+        "Score = mean over seeds of the per-seed average over both benchmarks and both K; the best variant replaces "
+        f"the default `{DEFAULT_SEC}` only if it leads by more than the larger seed-std of the two scores.",
+        "",
+        "| variant | score |",
+        "|---|---:|",
+    ]
     out += [f"| {v} | {_cell(s)} |" for v, s in sorted(choice["scores"].items(), key=lambda kv: -kv[1]["mean"])]
     out += ["", f"Best: `{choice['best']}`; recommended default: `{choice['recommended']}`."]
     for bench in BENCHMARKS:
         first = next(iter(table.values()))[bench]["per_stratum"]
         for key, values in first.items():
-            out += ["", f"## {BENCHMARK_TITLES[bench]} by {key}", "", "| variant | K | " + " | ".join(values) + " |",
-                    "|---|---:|" + "---:|" * len(values)]
+            out += [
+                "",
+                f"## {BENCHMARK_TITLES[bench]} by {key}",
+                "",
+                "| variant | K | " + " | ".join(values) + " |",
+                "|---|---:|" + "---:|" * len(values),
+            ]
             for e in ordered(table):
-                cells = [_cell(e[bench]["per_stratum"][key][v]) if v in e[bench]["per_stratum"][key] else "-" for v in values]
+                cells = [
+                    _cell(e[bench]["per_stratum"][key][v]) if v in e[bench]["per_stratum"][key] else "-"
+                    for v in values
+                ]
                 out.append(f"| {e['variant']} | {e['tokens']} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -258,14 +325,29 @@ def plot(report: dict[str, Any], path: Path) -> None:
             means = [e[bench]["accuracy"]["mean"] for e in entries]
             stds = [e[bench]["accuracy"]["std"] for e in entries]
             if variant == "identity":
-                ax.errorbar(xs, means, yerr=stds, capsize=3, marker="*", markersize=14, color="black", label=f"identity ({xs[0]} tokens)")
+                ax.errorbar(
+                    xs,
+                    means,
+                    yerr=stds,
+                    capsize=3,
+                    marker="*",
+                    markersize=14,
+                    color="black",
+                    label=f"identity ({xs[0]} tokens)",
+                )
                 ax.axhline(means[0], color="black", linestyle="--", linewidth=0.8)
                 continue
-            style = {"linewidth": 2.5 if variant == DEFAULT_SEC else 1.2, "linestyle": "--" if variant.startswith("sec/") else "-"}
+            style = {
+                "linewidth": 2.5 if variant == DEFAULT_SEC else 1.2,
+                "linestyle": "--" if variant.startswith("sec/") else "-",
+            }
             ax.errorbar(xs, means, yerr=stds, capsize=3, marker="o", label=variant, **style)
         ax.axhline(report["blind"][bench], color="gray", linestyle=":", label="blind (no image)")
         ax.set_xscale("log", base=2)
-        ax.set_xticks([NUM_PATCHES // 16, NUM_PATCHES // 4, NUM_PATCHES], [str(NUM_PATCHES // 16), str(NUM_PATCHES // 4), str(NUM_PATCHES)])
+        ax.set_xticks(
+            [NUM_PATCHES // 16, NUM_PATCHES // 4, NUM_PATCHES],
+            [str(NUM_PATCHES // 16), str(NUM_PATCHES // 4), str(NUM_PATCHES)],
+        )
         ax.set_xlabel("visual tokens K")
         ax.set_ylabel("accuracy (%), mean ± std over seeds")
         ax.set_title(BENCHMARK_TITLES[bench])
@@ -287,7 +369,10 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
     keys = grid(cfg)
     results, failures = [], []
     start = time.time()
-    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool, tqdm(total=len(keys), desc="accuracy runs", unit="run") as bar:
+    with (
+        ThreadPoolExecutor(max_workers=cfg.jobs) as pool,
+        tqdm(total=len(keys), desc="accuracy runs", unit="run") as bar,
+    ):
         futures = {pool.submit(run_one, cfg, key, data, base, runs): key for key in keys}
         for future in as_completed(futures):
             try:
@@ -299,18 +384,76 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
     for r in results:
         r["gqa_binary"], r["gqa_open"] = r["gqa"]["binary"], r["gqa"]["open"]
     table = aggregate(results)
-    report = {"command": command, "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
-              "num_patches": NUM_PATCHES, "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS}, "table": table,
-              "sec_vs_baselines": sec_against_baselines(table), "wall_s_this_invocation": time.time() - start,
-              "run_s_total": sum(sum(r["timings"].values()) for r in results),
-              "runs": [{k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")} |
-                       {b: r[b]["accuracy"] for b in BENCHMARKS} for r in results]}
+    report = {
+        "command": command,
+        "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
+        "num_patches": NUM_PATCHES,
+        "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS},
+        "table": table,
+        "sec_vs_baselines": sec_against_baselines(table),
+        "wall_s_this_invocation": time.time() - start,
+        "run_s_total": sum(sum(r["timings"].values()) for r in results),
+        "runs": [
+            {k: r[k] for k in ("variant", "projector", "tokens", "seed", "timings", "gqa_binary", "gqa_open")}
+            | {b: r[b]["accuracy"] for b in BENCHMARKS}
+            for r in results
+        ],
+    }
     report["sec_default"] = recommend_sec_variant(report["runs"])
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results_dir / "accuracy.json", report)
     write_text_atomic(results_dir / "accuracy.md", markdown(report))
     plot(report, results_dir / "accuracy.png")
     if failures:
-        raise SystemExit(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume):\n  " + "\n  ".join(failures))
+        raise SystemExit(
+            f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume):\n  " + "\n  ".join(failures)
+        )
     return report
 
+
+def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.accuracy") -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"python {prog}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", required=True, help="where accuracy.{json,md,png} go")
+    parser.add_argument("--work", default="runs/benchmark_accuracy", help="data, base model and per-run outputs")
+    parser.add_argument(
+        "--reduced",
+        action="store_true",
+        help="small sizes, a few steps, 2 seeds (the whole grid: about 9 minutes on 2 cores)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    parser.add_argument("--stage2-steps", type=int, default=None)
+    parser.add_argument("--variants", nargs="+", default=None, help="subset of the variants (default: all)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    cfg = AccuracyConfig.reduced(args.work) if args.reduced else AccuracyConfig(out=args.work)
+    cfg.out, cfg.jobs, cfg.model.out = args.work, args.jobs, args.work
+    if args.seeds:
+        cfg.seeds = tuple(args.seeds)
+    if args.stage2_steps:
+        cfg.model.stage2_steps = args.stage2_steps
+    try:
+        cfg.variants = find_variants(args.variants)
+    except ValueError as error:
+        parser.error(str(error))
+    command = f"python {prog} {shlex.join(argv)}".strip()
+    report = run_accuracy(cfg, command, Path(args.out))
+    print(f"\n{'variant':<22}{'K':>4}" + "".join(f"{BENCHMARK_TITLES[b]:>22}" for b in ("gqa", "textvqa")))
+    for e in ordered(report["table"]):
+        cells = "".join(
+            f"{e[b]['accuracy']['mean']:>14.1f} ± {e[b]['accuracy']['std']:<5.1f}" for b in ("gqa", "textvqa")
+        )
+        print(f"{e['variant']:<22}{e['tokens']:>4}{cells}")
+    print(f"{'blind':<22}{'':>4}" + "".join(f"{report['blind'][b]:>14.1f}{'':8}" for b in ("gqa", "textvqa")))
+    print("\n" + "\n".join(report["sec_vs_baselines"]))
+    print(
+        f"\nwrote {Path(args.out) / 'accuracy.json'}, accuracy.md and accuracy.png "
+        f"({report['wall_s_this_invocation'] / 60:.1f} min; "
+        f"the runs took {report['run_s_total'] / 60:.0f} min of single-thread process time, {cfg.jobs} at a time)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,24 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 CANVAS = 64
-WORDS = ("stop", "open", "exit", "sale", "cafe", "bank", "taxi", "park", "shop", "zoo", "bus", "gym", "inn", "spa", "bar", "tea")
+WORDS = (
+    "stop",
+    "open",
+    "exit",
+    "sale",
+    "cafe",
+    "bank",
+    "taxi",
+    "park",
+    "shop",
+    "zoo",
+    "bus",
+    "gym",
+    "inn",
+    "spa",
+    "bar",
+    "tea",
+)
 SIGN_COLORS = {"red": (200, 40, 40), "green": (40, 150, 60), "blue": (40, 70, 200), "black": (30, 30, 30)}
 FONT_SIZES = {"small": 9, "medium": 13, "large": 17}
 NUMBER_WORDS = {"1": "one", "2": "two", "3": "three"}
@@ -122,7 +139,11 @@ def sample_text_question(rng: random.Random) -> tuple[str, str, list[Sign], str,
             layout(signs, rng)
         except ValueError:
             continue
-        stratum = {"family": family, "size": target.font if target else "none", "position": target.position if target else "none"}
+        stratum = {
+            "family": family,
+            "size": target.font if target else "none",
+            "position": target.position if target else "none",
+        }
         return family, answer, signs, question, stratum
 
 

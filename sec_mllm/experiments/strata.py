@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ..evaluation.gqa import gqa_postprocess
+from ..evaluation.textvqa import find_annotation, index_annotations, vqa_accuracy
 from ..files import iter_jsonl, read_json
-from .gqa import gqa_postprocess
-from .textvqa import find_annotation, index_annotations, vqa_accuracy
 
 STRATUM_KEYS = ("family", "size", "position")
 
@@ -18,7 +18,10 @@ def _summarise(scored: list[tuple[dict[str, str], float]]) -> dict[str, dict[str
     for stratum, score in scored:
         for key in STRATUM_KEYS:
             table[key][str(stratum.get(key, "none"))].append(score)
-    return {k: {v: {"accuracy": 100.0 * sum(s) / len(s), "count": len(s)} for v, s in sorted(vals.items())} for k, vals in table.items()}
+    return {
+        k: {v: {"accuracy": 100.0 * sum(s) / len(s), "count": len(s)} for v, s in sorted(vals.items())}
+        for k, vals in table.items()
+    }
 
 
 def gqa_by_stratum(answers_file: str, questions_file: str) -> dict[str, Any]:

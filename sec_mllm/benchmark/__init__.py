@@ -1,1 +1,0 @@
-"""Benchmarks: speed and memory (speed.py) and compressor accuracy on the synthetic benchmark (accuracy.py)."""
