@@ -37,6 +37,8 @@ def tiny(tmp_path_factory):
 
 
 def launch(script: str, ranks: int, args: list[str]) -> str:
+    """Run a training script through the deepspeed launcher; a finished launch leaves no shared-memory buffers."""
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -44,7 +46,7 @@ def launch(script: str, ranks: int, args: list[str]) -> str:
         "--num_gpus",
         str(ranks),
         "--master_port",
-        str(free_port()),
+        str(port),
         str(ROOT / "scripts" / script),
         *args,
     ]
@@ -52,6 +54,7 @@ def launch(script: str, ranks: int, args: list[str]) -> str:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))  # DeepSpeed never unlinks them
     return out
 
 

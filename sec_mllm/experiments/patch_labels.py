@@ -3,10 +3,12 @@
 The generator knows every object and sign it draws, so each patch gets labels derived from the geometry
 (no random draws: the images stay the same): ``color`` (the colour class of the object or sign covering
 most of the patch, 0 = background), ``kind`` (circle / square / triangle / tiny object / sign, 0 = none),
-``centre`` (1 where the patch holds the centre of an object or sign) and ``chars`` (the characters whose
-glyph box overlaps the patch). They serve two experiments: linear probes of a tower's patch features (does
-the tower keep what a question needs?) and dense supervision of the tiny tower's pretraining, a stand-in
-for the local detail that real CLIP features carry and a tower trained on 4,000 captions does not learn.
+``size`` (the object's size stratum, or the sign's font size), ``centre`` (1 where the patch holds the centre
+of an object or sign), ``text`` (the word or number written on the sign covering the patch, 0 = none) and
+``chars`` (the characters whose glyph box overlaps the patch). They serve two experiments: linear probes of
+a tower's patch features (does the tower keep what a question needs?) and dense supervision of the tiny
+tower's pretraining, a stand-in for the local detail that real CLIP features carry and a tower trained on
+4,000 captions does not learn.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ PATCH = 8
 GRID = shapes.CANVAS // PATCH  # 8 x 8 patches
 COLOR_CLASSES = ("none", *(f"shape:{c}" for c in shapes.COLORS), *(f"sign:{c}" for c in text.SIGN_COLORS))
 KIND_CLASSES = ("none", "circle", "square", "triangle", "tiny", "sign")
+SIZE_CLASSES = ("none", *shapes.SIZES, *(f"font:{f}" for f in text.FONT_SIZES))
+TEXT_CLASSES = ("none", *text.WORDS, *(str(n) for n in range(10, 100)))
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -65,10 +69,12 @@ def shapes_labels(scene: shapes.Scene) -> dict[str, Any]:
     for o in owner:
         obj = scene.objects[o - 1] if o else None
         kind.append(0 if obj is None else KIND_CLASSES.index("tiny" if obj.size == "tiny" else obj.shape))
+    size = [0 if o == 0 else SIZE_CLASSES.index(scene.objects[o - 1].size) for o in owner]
     centre = [0] * GRID * GRID
     for obj in scene.objects:
         centre[_patch_of(*obj.center)] = 1
-    return {"color": color, "kind": kind, "centre": centre, "chars": [""] * GRID * GRID}
+    empty = [0] * GRID * GRID
+    return {"color": color, "kind": kind, "size": size, "centre": centre, "text": empty, "chars": [""] * GRID * GRID}
 
 
 def text_labels(signs: list[text.Sign]) -> dict[str, Any]:
@@ -82,6 +88,8 @@ def text_labels(signs: list[text.Sign]) -> dict[str, Any]:
     offset = 1 + len(shapes.COLORS)
     color = [0 if o == 0 else offset + sign_colors.index(signs[o - 1].color) for o in owner]
     kind = [0 if o == 0 else KIND_CLASSES.index("sign") for o in owner]
+    size = [0 if o == 0 else SIZE_CLASSES.index(f"font:{signs[o - 1].font}") for o in owner]
+    written = [0 if o == 0 else TEXT_CLASSES.index(signs[o - 1].text) for o in owner]
     centre = [0] * GRID * GRID
     chars: list[set[str]] = [set() for _ in range(GRID * GRID)]
     for sign in signs:
@@ -90,4 +98,5 @@ def text_labels(signs: list[text.Sign]) -> dict[str, Any]:
         for char, box in text.char_boxes(sign):
             for patch in _overlapping_patches(box):
                 chars[patch].add(char.lower())
-    return {"color": color, "kind": kind, "centre": centre, "chars": ["".join(sorted(c)) for c in chars]}
+    chars_present = ["".join(sorted(c)) for c in chars]
+    return {"color": color, "kind": kind, "size": size, "centre": centre, "text": written, "chars": chars_present}

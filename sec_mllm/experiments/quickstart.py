@@ -43,6 +43,7 @@ from ..tiny import tiny_llama_config, train_tokenizer
 from ..train.arguments import deepspeed_config_path
 from ..visualize import cluster_pictures
 from .blind import write_blind_answers
+from .lm_pretraining import corpus_texts, pretrain_lm
 from .strata import gqa_by_stratum, textvqa_by_stratum
 from .synthetic import SyntheticSizes, generate
 from .tower_pretraining import pretrain_clip
@@ -78,6 +79,8 @@ class QuickstartConfig:
     vision_layers: int = 4
     clip_steps: int = 300
     dense_tower: bool = False  # per-patch ground-truth targets in the tower's pretraining (tower_pretraining.py)
+    lm_steps: int = 0  # text-only pretraining of the tiny LM on the corpus (lm_pretraining.py)
+    group_by_modality: bool = True  # stage 2's --group_by_modality_length (LLaVA's setting)
     stage1_steps: int = 60
     stage2_steps: int = 800
     batch_size: int = 16
@@ -120,11 +123,14 @@ def _run(cmd: list[str], log: Path) -> None:
 
 
 def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
-    """Tokenizer + tiny Llama (random) + tiny CLIP vision tower (contrastively pretrained)."""
-    texts = [VICUNA_SYSTEM, "USER: ASSISTANT: Answer the question using a single word or phrase."]
-    for name in ("captions.json", "instructions.json"):
-        texts += [t["value"] for r in load_records(str(data / "train" / name)) for t in r["conversations"]]
-    tokenizer = train_tokenizer(texts, vocab_size=cfg.vocab_size)
+    """Tokenizer, tiny Llama (optionally pretrained on the corpus's text) and tiny CLIP vision tower (pretrained
+    contrastively, optionally with dense per-patch targets)."""
+    files = [str(data / "train" / name) for name in ("captions.json", "instructions.json")]
+    texts = [VICUNA_SYSTEM] + [t["value"] for f in files for r in load_records(f) for t in r["conversations"]]
+    draft = train_tokenizer(texts, vocab_size=cfg.vocab_size)
+    draft.chat_template = CHAT_TEMPLATE
+    chats = corpus_texts(files, draft)  # the conversations as the model reads them: the template's words merge too
+    tokenizer = train_tokenizer(texts + chats, vocab_size=cfg.vocab_size)
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(base / "lm")
     torch.manual_seed(cfg.seed)
@@ -133,6 +139,9 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
     # after 300 steps).
     lm = AutoModelForCausalLM.from_config(
         tiny_llama_config(len(tokenizer), cfg.lm_width, cfg.lm_layers, initializer_range=cfg.lm_width**-0.5)
+    )
+    lm_losses = (
+        pretrain_lm(lm, tokenizer, corpus_texts(files, tokenizer), cfg.lm_steps, seed=cfg.seed) if cfg.lm_steps else []
     )
     lm.save_pretrained(base / "lm")
     vision = CLIPVisionConfig(
@@ -159,6 +168,8 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         "clip_loss_last": curves["contrastive"][-1],
         "dense_loss_first": curves["dense"][0] if curves["dense"] else None,
         "dense_loss_last": curves["dense"][-1] if curves["dense"] else None,
+        "lm_loss_first": lm_losses[0] if lm_losses else None,
+        "lm_loss_last": lm_losses[-1] if lm_losses else None,
         "lm_parameters": sum(p.numel() for p in lm.parameters()),
         "vision_parameters": sum(p.numel() for p in clip.vision_model.parameters()),
     }
@@ -260,7 +271,7 @@ def train_and_eval(
             "--data_path",
             str(data / "train" / "instructions.json"),
             "--group_by_modality_length",
-            "True",
+            str(cfg.group_by_modality),
             "--pretrain_mm_mlp_adapter",
             str(out / "stage1" / "mm_projector.bin"),
             "--max_steps",

@@ -41,6 +41,7 @@ from . import synthetic_shapes as shapes
 from . import synthetic_text as text
 
 SUFFIX = "\nAnswer the question using a single word or phrase."
+DESCRIBE = "Describe the image briefly."
 CAPTION_PROMPTS = ("Describe the image briefly.", "What is in the picture?", "Give a short description of the image.")
 
 
@@ -52,6 +53,9 @@ class SyntheticSizes:
     textvqa_train: int = 4000
     captions: int = 4000
     text_only: int = 100
+    # The first N training questions of each benchmark go on with a request to describe the image (as LLaVA's
+    # detailed-description samples); no random draw, so the rest of the data does not change with N.
+    descriptions: int = 0
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -148,9 +152,7 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
             _, _, signs, _, _ = text.sample_text_question(rng)
             image = text.render(signs, rng)
             labels[f"cap{i}.png"] = patch_labels.text_labels(signs)
-            words = (
-                ", ".join(f"a {s.color} sign that says {s.text}" for s in sorted(signs, key=lambda s: s.box[0])) + "."
-            )
+            words = text.caption(signs)
         image.save(folder / f"cap{i}.png")
         captions.append(
             {
@@ -169,18 +171,17 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
                 human("How many objects are in the picture?" + SUFFIX),
                 {"from": "gpt", "value": str(len(scene.objects))},
             ]
+        if i < sizes.descriptions:
+            turns += [human(DESCRIBE), {"from": "gpt", "value": shapes.caption(scene)}]
         instructions.append({"id": f"gqa{i}", "image": f"gqa{i}.png", "conversations": turns})
     for i in range(sizes.textvqa_train):
         _, answer, signs, question, _ = text.sample_text_question(rng)
         text.render(signs, rng).save(folder / f"text{i}.png")
         labels[f"text{i}.png"] = patch_labels.text_labels(signs)
-        instructions.append(
-            {
-                "id": f"text{i}",
-                "image": f"text{i}.png",
-                "conversations": [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}],
-            }
-        )
+        turns = [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]
+        if i < sizes.descriptions:
+            turns += [human(DESCRIBE), {"from": "gpt", "value": text.caption(signs)}]
+        instructions.append({"id": f"text{i}", "image": f"text{i}.png", "conversations": turns})
     for i in range(sizes.text_only):
         a, b = rng.sample(range(10), 2)
         instructions.append(

@@ -106,6 +106,11 @@ def char_boxes(sign: Sign) -> list[tuple[str, tuple[float, float, float, float]]
     ]
 
 
+def caption(signs: list[Sign]) -> str:
+    """A short description: every sign, left to right, with its colour and text."""
+    return ", ".join(f"a {s.color} sign that says {s.text}" for s in sorted(signs, key=lambda s: s.box[0])) + "."
+
+
 def plausible_wrong(family: str, answer: str) -> list[str]:
     """Answers a careless annotator might give instead."""
     if family == "count_signs":

@@ -7,10 +7,13 @@ tokenizer and closed by the tokenizer's pad token, which is the CLIP text tower'
 pooled position).
 
 Non-standard, on purpose: with ``patch_labels_file`` the tower also learns dense per-patch targets from the
-scene ground truth (patch_labels.py: colour, kind of object, object centre, characters present), read by
+scene ground truth (patch_labels.py: colour, kind and size of the object, object centre, the sign's text and
+the characters present), read by
 linear heads from the patch tokens of the layer the multimodal model uses (``dense_layer``, -2 as LLaVA).
-Real CLIP features carry such local detail (colours, parts, text) from 400M image-text pairs; a contrastive
-objective on 4,000 short captions does not teach it, so this stands in for that pretraining. The heads are
+Real CLIP features carry such local detail (colours, parts, and the words of legible text: CLIP reads) from
+400M image-text pairs; a contrastive objective on 4,000 short captions does not teach it (measured: shape and
+sign text are not decodable from its patch features, even at the object level), so this stands in for that
+pretraining. The heads are
 discarded: the saved model is a plain ``CLIPModel``.
 """
 
@@ -31,9 +34,10 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 from ..builder import default_image_processor
 from ..data.llava_dataset import load_records
 from ..files import read_json
-from .patch_labels import CHARS, COLOR_CLASSES, KIND_CLASSES
+from .patch_labels import CHARS, COLOR_CLASSES, KIND_CLASSES, SIZE_CLASSES, TEXT_CLASSES
 
 logger = logging.getLogger(__name__)
+POS_WEIGHT = 10.0  # weight of a present centre / character in the binary losses
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None]
 
 
@@ -47,6 +51,8 @@ def label_tensors(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {
         "color": torch.tensor(labels["color"]),
         "kind": torch.tensor(labels["kind"]),
+        "size": torch.tensor(labels["size"]),
+        "text": torch.tensor(labels["text"]),
         "centre": torch.tensor(labels["centre"], dtype=torch.float),
         "chars": chars,
     }
@@ -93,16 +99,26 @@ class DenseHeads(nn.Module):
         super().__init__()
         self.color = nn.Linear(width, len(COLOR_CLASSES))
         self.kind = nn.Linear(width, len(KIND_CLASSES))
+        self.size = nn.Linear(width, len(SIZE_CLASSES))
+        self.text = nn.Linear(width, len(TEXT_CLASSES))
         self.centre = nn.Linear(width, 1)
         self.chars = nn.Linear(width, len(CHARS))
 
     def loss(self, patches: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Sum of the four losses (cross-entropy for colour and kind, binary cross-entropy for the rest)."""
+        """Sum of the losses: cross-entropy for colour, kind, size and text; binary cross-entropy for centres and
+        characters with their rare positives up-weighted (about 1 patch in 16 holds a centre, 1 in 40 a given
+        character), so that predicting "absent" everywhere is not a cheap minimum."""
         color = F.cross_entropy(self.color(patches).flatten(0, 1), labels["color"].flatten())
         kind = F.cross_entropy(self.kind(patches).flatten(0, 1), labels["kind"].flatten())
-        centre = F.binary_cross_entropy_with_logits(self.centre(patches).squeeze(-1), labels["centre"])
-        chars = F.binary_cross_entropy_with_logits(self.chars(patches), labels["chars"])
-        return color + kind + centre + chars
+        size = F.cross_entropy(self.size(patches).flatten(0, 1), labels["size"].flatten())
+        written = F.cross_entropy(self.text(patches).flatten(0, 1), labels["text"].flatten())
+        centre = F.binary_cross_entropy_with_logits(
+            self.centre(patches).squeeze(-1), labels["centre"], pos_weight=patches.new_tensor(POS_WEIGHT)
+        )
+        chars = F.binary_cross_entropy_with_logits(
+            self.chars(patches), labels["chars"], pos_weight=patches.new_tensor(POS_WEIGHT)
+        )
+        return color + kind + size + written + centre + chars
 
 
 def pretrain_clip(
