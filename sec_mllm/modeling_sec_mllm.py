@@ -247,5 +247,44 @@ class SecMllmForConditionalGeneration(SecMllmPreTrainedModel, GenerationMixin):
             **kwargs,
         )
 
+    def compile_for_inference(
+        self,
+        mode: str | None = None,
+        *,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+        backend: str = "inductor",
+    ) -> "SecMllmForConditionalGeneration":
+        """Compile the whole forward (vision tower, projector, connector, LM) for inference; returns ``self``.
+
+        One ``torch.compile`` region (torch's ``nn.Module.compile``): the forward has no host synchronisation
+        and, for a fixed image size and K, static shapes, so it traces as a single graph (``fullgraph=True``
+        holds). ``mode`` is torch.compile's: ``None`` (inductor's default: fused kernels, any shapes; the
+        choice for ``generate`` over prompts of varying length, e.g. evaluation), ``"reduce-overhead"``
+        (CUDA graphs on top: the lowest latency for a fixed prompt length at batch 1, as in the speed suite;
+        CUDA only, and every new shape records a new graph, so a growing cache is a poor fit), or
+        ``"max-autotune"`` / ``"max-autotune-no-cudagraphs"``. ``dynamic``: torch.compile's (``None`` marks a
+        dimension dynamic once it changes); ``backend``: torch.compile's (``"eager"`` only traces, which checks
+        that the forward is one graph without compiling kernels). Outputs match eager within the dtype's rounding.
+
+        Also: the model goes to eval mode; the vision tower runs once eagerly on a zero image (transformers
+        installs its hidden-state hooks on the first call, which dynamo cannot trace); and ``generate``'s own
+        auto-compilation is switched off (``generation_config.disable_compile``) because the forward it would
+        wrap is compiled already. Not for training or DeepSpeed ZeRO-3.
+        """
+        self.eval()
+        size = self.vision_tower.image_size
+        param = next(iter(self.vision_tower.parameters()))
+        with torch.no_grad():
+            self.vision_tower(
+                torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype),
+                self.config.vision_feature_layer,
+                self.config.vision_feature_select_strategy,
+            )
+        if self.generation_config is not None:
+            self.generation_config.disable_compile = True
+        self.compile(mode=mode, dynamic=dynamic, fullgraph=fullgraph, backend=backend)
+        return self
+
 
 __all__ = ["SecMllmForConditionalGeneration", "SecMllmPreTrainedModel", "ImageEncoding"]
