@@ -59,7 +59,7 @@ def run_and_score(
         ).to(device)
         if args.compile:
             if not hasattr(model, "compile_for_inference"):
-                raise SystemExit(f"--compile: the model code saved in {args.model_path} predates compile_for_inference")
+                raise SystemExit(f"--compile: the model code saved in {args.model_path} has no compile_for_inference")
             model.compile_for_inference(mode=None if args.compile == "default" else args.compile)
         processor = AutoProcessor.from_pretrained(args.model_path, trust_remote_code=True)
         settings = InferenceSettings(

@@ -363,6 +363,15 @@ def train_throughput(settings: SpeedSettings) -> tuple[dict[str, float], dict[st
 
 
 PROFILE_REGIONS = ("vision_tower", "projector+connector", "lm_forward", "backward", "optimizer")
+# leaf operators that only make tensor metadata or allocate (no kernel on a GPU)
+METADATA_OPS = frozenset(
+    "aten::" + name
+    for name in (
+        "view as_strided empty empty_strided empty_like resize_ _unsafe_view resolve_conj resolve_neg result_type "
+        "expand t transpose reshape detach alias unsqueeze squeeze select slice permute lift_fresh _reshape_alias "
+        "set_ is_nonzero item _local_scalar_dense size stride numel"
+    ).split()
+)
 
 
 def _labelled_train_step(
@@ -397,7 +406,8 @@ def train_profile(
     settings: SpeedSettings, lm: tuple[int, int, int], batch: int, ks: tuple[int, ...] = (N, 144)
 ) -> dict[str, dict[str, dict[str, float]]]:
     """One stage-2 step under ``torch.profiler``, split into the model's phases: host (CPU) milliseconds and the
-    number of leaf operator calls per phase, each of which is at least one kernel launch on a GPU.
+    number of leaf operator calls per phase that do work (views and allocations excluded), each of which is
+    about one kernel launch on a GPU.
 
     The step is the model's own forward written out with its public parts (``encode_images``,
     ``merge_image_features``, the LM on the merged embeddings) so that each phase can be labelled; one warm-up
@@ -418,8 +428,10 @@ def train_profile(
         regions = {ev.name: ev for ev in events if ev.name in PROFILE_REGIONS}
         ops = dict.fromkeys(PROFILE_REGIONS, 0)
         for ev in events:
-            if not ev.name.startswith("aten::") or any(c.name.startswith("aten::") for c in ev.cpu_children):
+            if not ev.name.startswith("aten::") or ev.name in METADATA_OPS:
                 continue
+            if any(c.name.startswith("aten::") and c.name not in METADATA_OPS for c in ev.cpu_children):
+                continue  # not a leaf: its children are counted
             parent = ev.cpu_parent
             while parent is not None and parent.name not in PROFILE_REGIONS:
                 parent = parent.cpu_parent
@@ -521,7 +533,7 @@ def print_tables(result: dict) -> None:
 
 
 def print_profile(profile: dict) -> None:
-    print("\none stage-2 step under torch.profiler: host ms / leaf operator calls per phase")
+    print("\none stage-2 step under torch.profiler: host ms / leaf operator calls (no views) per phase")
     print(f"  {'K':>5}" + "".join(f"{name:>24}" for name in PROFILE_REGIONS))
     for k, phases in profile.items():
         cells = "".join(f"{p['cpu_ms']:>14.1f} / {p['leaf_ops']:>6}" for p in phases.values())
@@ -534,6 +546,8 @@ def settings_from_args(args: argparse.Namespace) -> SpeedSettings:
     settings.batches, settings.compile = tuple(args.batch), args.compile
     if args.repeats is not None:
         settings.repeats = args.repeats
+    if args.train_batch is not None:
+        settings.train_batch = args.train_batch
     if args.lm != "scaled":
         settings.lm_width, settings.lm_layers, settings.lm_heads = LM_SHAPES[args.lm]
         settings.vision_layers = CLIP_L_LAYERS
@@ -559,6 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only profile one stage-2 step (K = 576 and 144) with the training LM; writes train_profile.json",
     )
+    parser.add_argument(
+        "--profile-width",
+        type=int,
+        default=None,
+        help="LM width for --profile-train (layers and heads kept): operator counts do not depend on it",
+    )
+    parser.add_argument("--train-batch", type=int, default=None, help="training batch (default 4; 2 with --quick)")
     return parser
 
 
@@ -577,6 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.profile_train:
         lm = settings.train_lm or (settings.lm_width, settings.lm_layers, settings.lm_heads)
+        lm = (args.profile_width or lm[0], lm[1], lm[2])
         profile = {
             "command": command,
             "seed": SEED,
