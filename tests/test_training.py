@@ -303,15 +303,18 @@ def projector_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_zero3_gives_the_sec_projector_the_same_updates_as_zero2(tiny, stage1):
-    """Same data, order and start (stage-1 weights), float32, plain SGD: after 4 steps on 2 ranks the SEC
-    projector's learned maps (W_k, W_q, position embedding) must have moved the same way under ZeRO-3 as under
-    ZeRO-2, and DeepSpeed must see into the projector's output (no "unknown inputs or outputs type" warning).
+    """Same data, order and start (stage-1 weights), float32, plain SGD, language model frozen: after 4 steps on
+    2 ranks the SEC projector's learned maps (W_k, W_q, position embedding) must have moved the same way under
+    ZeRO-3 as under ZeRO-2, and DeepSpeed must see into the projector's output (no "unknown inputs or outputs
+    type" warning).
 
-    SGD makes each update proportional to the gradient, so float32 rounding of the two stages' different
-    reduction orders (all-reduce vs reduce-scatter, partitioned vs whole weights) stays at its own size, about
-    1e-7 of a weight; Adam would divide it by the gradient's own magnitude and amplify it on near-zero entries.
-    The tolerance (1e-5 absolute on updates of about 1e-2) is three orders above that noise and three below
-    the updates themselves."""
+    SGD makes each update proportional to the gradient, so the float32 rounding of the two stages' different
+    reductions (all-reduce vs reduce-scatter, whole vs partitioned weights) stays at its own size, a few units
+    in the last place of a weight of about 0.3 (3e-8 each); Adam would divide it by the gradient's magnitude
+    and amplify it on near-zero entries. The frozen LM lets a large learning rate move even W_k (whose gradient
+    comes only through the attention logits) by more than 1e-4, so the tolerance, 1e-6 absolute (about 30
+    units in the last place) plus 1e-3 relative, sits two orders below the smallest update and well above the
+    rounding."""
     start = {k: v.float() for k, v in torch.load(stage1[0] / "mm_projector.bin").items() if k.startswith("projector.")}
     runs, logs = {}, {}
     for zero in ("zero2", "zero3"):
@@ -326,7 +329,7 @@ def test_zero3_gives_the_sec_projector_the_same_updates_as_zero2(tiny, stage1):
                 stage1[0],
                 zero,
                 4,
-                ["--optim", "sgd", "--learning_rate", "0.5", "--logging_steps", "1"],
+                ["--optim", "sgd", "--learning_rate", "100", "--freeze_backbone", "True", "--logging_steps", "1"],
             ),
         )
         runs[zero] = projector_weights(out)
@@ -335,8 +338,8 @@ def test_zero3_gives_the_sec_projector_the_same_updates_as_zero2(tiny, stage1):
     assert {k.split(".")[1] for k in start} == {"key", "query", "pos_embed"}
     for name, initial in start.items():
         moved2, moved3 = runs["zero2"][name] - initial, runs["zero3"][name] - initial
-        assert moved2.abs().max() > 1e-3, f"{name} barely trained: {moved2.abs().max():.2e}"
-        torch.testing.assert_close(moved3, moved2, atol=1e-5, rtol=1e-4, msg=f"{name}: ZeRO-3 update differs")
+        assert moved2.abs().max() > 1e-4, f"{name} barely trained: {moved2.abs().max():.2e}"
+        torch.testing.assert_close(moved3, moved2, atol=1e-6, rtol=1e-3, msg=f"{name}: ZeRO-3 update differs")
 
 
 def test_zero3_with_images_on_one_rank_and_none_on_the_other_does_not_hang(tiny, stage1):
