@@ -16,11 +16,12 @@ Non-standard parts:
   so the one ``int()`` it costs waits for nothing but the inputs; under ``torch.compile`` the check is skipped
   (``torch.compiler.is_compiling()``) and the forward is one graph with static shapes for a fixed K.
   :meth:`SecMllmForConditionalGeneration.compile_for_inference` is the documented way to use it.
-* A batch without images still runs the image path on one zero image, its contribution multiplied by zero,
-  when training with gradients or under DeepSpeed ZeRO-3 (and not in a cached decoding step): every rank
-  then calls the vision tower, projector and connector in every step, so ZeRO-3's per-module parameter
-  gathers (a collective) and the gradient reductions match across ranks even when one rank's micro-batch is
-  text-only (LLaVA feeds a zero image for the same reason). Inference outside ZeRO-3 skips it.
+* A batch without images still runs the image path on one zero image, whose features enter the embeddings
+  through an exact zero (the sum of an empty slice of them), when training with gradients or under ZeRO-3
+  (and not in a cached decoding step): every rank then calls the vision tower, projector and connector in
+  every step, so ZeRO-3's per-module parameter gathers (a collective) and the gradient reductions match
+  across ranks even when one rank's micro-batch is text-only (LLaVA feeds a zero image for the same
+  reason). Inference outside ZeRO-3 skips it.
 * The projector runs in its own dtype (its parameters', or the tower's when it has none); the connector in
   its own.
 * The cache keyword: transformers >= 5.24 calls it ``cache`` and deprecates ``past_key_values``; the
