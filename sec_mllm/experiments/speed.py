@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from tqdm import tqdm
 from transformers import CLIPVisionConfig, LlamaConfig
 
 from ..configuration_sec_mllm import SecMllmConfig
@@ -116,14 +117,18 @@ def _sync(settings: SpeedSettings) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], settings: SpeedSettings) -> dict[str, float]:
+def interleaved(
+    fns: dict[str, Callable[[], Any]], settings: SpeedSettings, desc: str | None = None
+) -> dict[str, float]:
     """Median wall time (ms) of each function, timed in rounds that call every function once in turn.
 
     Interleaving spreads a slow spell of a shared machine over all candidates instead of letting it land
-    on whichever one was being timed in a block, so ratios between them stay meaningful.
+    on whichever one was being timed in a block, so ratios between them stay meaningful. ``desc``: show a
+    progress bar over the rounds.
     """
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(settings.warmup + settings.repeats):
+    rounds = range(settings.warmup + settings.repeats)
+    for round_ in tqdm(rounds, desc=desc, leave=False, disable=desc is None):
         for name, fn in fns.items():
             _sync(settings)
             start = time.perf_counter()
@@ -297,7 +302,7 @@ def prefill(settings: SpeedSettings) -> dict[str, Any]:
             feats[key] = model.vision_tower(inputs["pixel_values"], layer, strategy)  # [B, N, D_v]
         pixels = torch.randn(batch, 3, 336, 336, device=settings.device, dtype=settings.dtype)
         fns["tower"] = lambda: tower(pixels, layer, strategy)
-        ms = interleaved(fns, settings)
+        ms = interleaved(fns, settings, desc=f"prefill, batch {batch}")
         proj_ms = {key: timed(lambda f=projector[key], x=feats[key]: f(x), settings) for key in models}
         batch_rows = rows[str(batch)]
         base, t = batch_rows[str(N)], settings.text_tokens
@@ -335,7 +340,8 @@ def train_throughput(settings: SpeedSettings) -> tuple[dict[str, float], dict[st
             settings, projector, k, settings.train_lm, settings.train_batch
         )
         times: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": [], "step": []}
-        for round_ in range(settings.warmup + settings.repeats):
+        rounds = range(settings.warmup + settings.repeats)
+        for round_ in tqdm(rounds, desc=f"training, K={model.num_image_tokens}", leave=False):
             _sync(settings)
             marks = [time.perf_counter()]
             loss = model(**inputs, labels=labels).loss
