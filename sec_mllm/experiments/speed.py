@@ -37,9 +37,9 @@ rounds absorb the compilation. Training steps stay eager.
 
 Every timing: warm-up, then the median of repeats. Projectors are timed one at a time on the same input
 (an isolated operation, warm caches). Prefill is timed in interleaved rounds (the whole model and the bare
-LM at every K, and the tower, in turn) so that a slow spell of the shared machine hits all of them alike,
-which holds the four prefill models at once (about 54 GB for the 7B shape in bf16); training steps are timed
-per K.
+LM at every K, and the tower, in turn) so that a slow spell of the shared machine hits all of them alike;
+the four prefill models share one vision tower and one language model (the same random weights, held once:
+about 14 GB for the 7B shape in bf16). Training steps are timed per K.
 """
 
 from __future__ import annotations
@@ -193,8 +193,14 @@ def projector_times(settings: SpeedSettings) -> dict[str, dict[str, float]]:
 
 
 def build_model(
-    settings: SpeedSettings, projector: str, k: int | None, lm: tuple[int, int, int] | None = None
+    settings: SpeedSettings,
+    projector: str,
+    k: int | None,
+    lm: tuple[int, int, int] | None = None,
+    share: SecMllmForConditionalGeneration | None = None,
 ) -> SecMllmForConditionalGeneration:
+    """A random model of the settings' shapes; with ``share``, its vision tower and language model are
+    ``share``'s own modules (the same weights, held once), only projector and connector are new."""
     width, layers, heads = lm or (settings.lm_width, settings.lm_layers, settings.lm_heads)
     vision = CLIPVisionConfig(
         image_size=336,
@@ -221,7 +227,11 @@ def build_model(
         image_token_id=32000,
     )
     torch.manual_seed(SEED)
-    return SecMllmForConditionalGeneration(config).to(settings.device, settings.dtype).eval()
+    if share is None:
+        model = SecMllmForConditionalGeneration(config)
+    else:
+        model = SecMllmForConditionalGeneration(config, share.language_model, share.vision_tower.model)
+    return model.to(settings.device, settings.dtype).eval()
 
 
 def _inputs(model: SecMllmForConditionalGeneration, settings: SpeedSettings, batch: int) -> dict[str, torch.Tensor]:
@@ -260,11 +270,8 @@ def prefill(settings: SpeedSettings) -> dict[str, Any]:
     timed callable is compiled (the whole model through ``compile_for_inference``) and, per batch size, all
     are timed in interleaved rounds.
     """
-    models: dict[str, SecMllmForConditionalGeneration] = {}
-    for projector, k in [("identity", None)] + [("sec", k) for k in KS]:
-        model = build_model(settings, projector, k)
-        models[str(model.num_image_tokens)] = model
-    first = models[str(N)]
+    first = build_model(settings, "identity", None)
+    models = {str(N): first} | {str(k): build_model(settings, "sec", k, share=first) for k in KS}
     layer, strategy = first.config.vision_feature_layer, first.config.vision_feature_select_strategy
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for batch in settings.batches:
