@@ -6,6 +6,14 @@ A projector maps the vision tower's patch tokens ``[B, N, D]`` to ``K`` tokens `
 ``aux`` dict carries diagnostics; projectors that assign every input token to one output token put a
 ``LongTensor [B, N]`` under ``aux["assignment"]`` (the index of the output token that gathers it).
 
+``ProjectorOutput`` is a transformers ``ModelOutput`` (a dict as well as a dataclass), so DeepSpeed
+ZeRO-3's module hooks find the tensors in it (they walk tuples, lists and dicts) and fire around the
+projector's backward pass; a plain dataclass is opaque to them.
+
+Counts, sums and softmax normalisations inside the projectors accumulate in float32 and cast back to the
+input dtype: in bfloat16 integers above 256 are not representable, so a cluster of 300 patches counted in
+bfloat16 would be averaged over 256 of them.
+
 Each projector has a small typed config (a dataclass) built from a plain dict with
 :func:`parse_config`, which rejects unknown keys and names the allowed ones.
 """
@@ -14,21 +22,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from transformers.utils import ModelOutput
 
 C = TypeVar("C")
 
 
 @dataclass
-class ProjectorOutput:
-    """What every projector returns: ``tokens`` ``[B, K, D_out]`` and free-form diagnostics."""
+class ProjectorOutput(ModelOutput):
+    """What every projector returns: ``tokens`` ``[B, K, D_out]`` and free-form diagnostics ``aux``
+    (a dict of tensors; ``None`` only when a projector has none)."""
 
-    tokens: torch.Tensor
-    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+    tokens: torch.Tensor | None = None
+    aux: dict[str, torch.Tensor] | None = None
 
 
 class Projector(nn.Module):

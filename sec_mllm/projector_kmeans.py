@@ -5,7 +5,7 @@ Deterministic initialisation: the K centroids start at K patches evenly spaced i
 cosine-similar centroid and moves each centroid to the normalised mean of its members (an empty
 cluster keeps its centroid). The output token of a cluster is the plain mean of its members' features;
 an empty cluster outputs the patch nearest its centroid. Assignments are non-differentiable; gradients
-flow through the means.
+flow through the means. Counts and sums accumulate in float32 and the means are cast back to the input dtype.
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ class KMeansProjector(Projector):
             sim = xn @ centroids.transpose(1, 2)  # [B, N, K]
             assign = sim.argmax(-1)  # [B, N]
             nearest = sim.argmax(1)  # [B, K] patch nearest each centroid
-        counts = torch.zeros(b, k, device=x.device, dtype=x.dtype).scatter_add_(1, assign, torch.ones_like(x[..., 0]))
-        sums = x.new_zeros(b, k, d).scatter_add(1, assign[..., None].expand(b, n, d), x)  # [B, K, D]
+        # counts and sums in float32 (exact beyond 256 members in bfloat16), cast back at the end
+        counts = torch.zeros(b, k, device=x.device).scatter_add_(
+            1, assign, torch.ones(b, n, device=x.device)
+        )  # [B, K]
+        sums = torch.zeros(b, k, d, device=x.device).scatter_add(1, assign[..., None].expand(b, n, d), x.float())
         fallback = x.gather(1, nearest[..., None].expand(b, k, d))  # [B, K, D]
-        tokens = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], fallback)
+        means = (sums / counts.clamp(min=1)[..., None]).to(x.dtype)  # [B, K, D]
+        tokens = torch.where(counts[..., None] > 0, means, fallback)
         return ProjectorOutput(tokens=tokens, aux={"assignment": assign})

@@ -43,6 +43,9 @@ What is this project's choice (the paper's MLLM connector is not public):
 Defaults (band, attn, score order, one head, learned ``W_k``, position embedding) were kept after the
 accuracy benchmark (scripts/benchmark_accuracy.py): no variant led them by more than the seed noise.
 
+Numerics: scores, counts, sums, the softmax normalisation and the Fourier features are float32 whatever the
+input dtype; the output is cast back to it (so bfloat16 clusters above 256 members are still exact means).
+
 ``aux``: ``assignment`` ``[B, N]`` (output token index per input token), ``assignment_per_head``
 ``[B, H, N]``, ``scores`` ``[B, H, N]`` (the cosine scores, detached).
 """
@@ -212,7 +215,8 @@ class SecProjector(Projector):
 
         if self.pos_embed is not None:
             mean_rc = mean_rc.mean(1).gather(1, perm.unsqueeze(-1).expand(b, k, 2))  # [B, K, 2]
-            tokens = tokens + self.pos_embed(fourier_features(mean_rc.to(x.dtype)))
+            # sines of angles up to 8 pi in float32: bfloat16 would round the angle itself by up to 0.06
+            tokens = tokens + self.pos_embed(fourier_features(mean_rc.float()).to(x.dtype))
 
         per_head = slot.unsqueeze(1).expand(b, h, k).gather(-1, cluster)  # [B, H, N] output slot per token
         aux = {"assignment": per_head[:, 0], "assignment_per_head": per_head, "scores": scores}
@@ -249,9 +253,9 @@ class SecProjector(Projector):
         if self.query is not None:
             member_keys = take_rows(keys, flat).view(b, h, k, m, dh)
             weights = torch.softmax(
-                self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1
+                self._attend(self._queries(means).unsqueeze(3), member_keys), dim=-1, dtype=torch.float32
             )  # [B, H, K, M]
-            pooled = (weights.unsqueeze(-1) * grouped).sum(3)
+            pooled = (weights.unsqueeze(-1) * grouped).sum(3).to(values.dtype)  # float32 sum, cast back
         else:
             pooled = means
         mean_raster = members.float().mean(-1).mean(1)  # [B, K]
@@ -263,23 +267,28 @@ class SecProjector(Projector):
         """Sizes differing by one (K does not divide N): segment sums with scatter_add."""
         b, h, n, dh = values.shape
         idx = cluster.unsqueeze(-1).expand(b, h, n, dh)  # [B, H, N, dh]
-        counts = torch.zeros(b, h, k, device=values.device, dtype=values.dtype).scatter_add_(
-            -1, cluster, torch.ones_like(cluster, dtype=values.dtype)
+        # counts, sums and the softmax normalisation in float32 (exact beyond 256 members in bfloat16)
+        counts = torch.zeros(b, h, k, device=values.device).scatter_add_(
+            -1, cluster, torch.ones(b, h, n, device=values.device)
         )  # [B, H, K]
-        means = values.new_zeros(b, h, k, dh).scatter_add(2, idx, values) / counts[..., None]  # [B, H, K, dh]
+        values_f = values.float()
+        means = torch.zeros(b, h, k, dh, device=values.device).scatter_add(2, idx, values_f)  # [B, H, K, dh]
+        means = means / counts[..., None]
         if self.query is not None:
-            logits = self._attend(self._queries(means).gather(2, idx), keys)  # [B, H, N]
+            queries = self._queries(means.to(values.dtype))  # [B, H, K, dh]
+            logits = self._attend(queries.gather(2, idx), keys).float()  # [B, H, N]
             cmax = logits.new_full((b, h, k), float("-inf")).scatter_reduce(
                 -1, cluster, logits, reduce="amax", include_self=True
             )
             weights = torch.exp(logits - cmax.gather(-1, cluster).detach())  # [B, H, N]
             weights = weights / logits.new_zeros(b, h, k).scatter_add(-1, cluster, weights).gather(-1, cluster)
-            pooled = values.new_zeros(b, h, k, dh).scatter_add(
-                2, idx, weights[..., None] * values
+            pooled = torch.zeros(b, h, k, dh, device=values.device).scatter_add(
+                2, idx, weights[..., None] * values_f
             )  # softmax over members
         else:
             pooled = means
-        counts_f = counts.float()
+        pooled = pooled.to(values.dtype)
+        counts_f = counts
         mean_raster = (
             torch.zeros_like(counts_f).scatter_add_(-1, cluster, raster.float().expand(b, h, n)) / counts_f
         ).mean(1)

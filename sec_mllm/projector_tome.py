@@ -5,7 +5,8 @@ Bipartite soft matching, repeated until K tokens remain: alternate tokens form s
 and B (odd positions); each A token finds its most cosine-similar B token; the ``r`` A tokens with the
 strongest edges merge into their B partners (``r = min(|A|, current - K)``). Merged tokens are
 size-weighted means of the patches they cover. Output order: unmerged A tokens, then B tokens, as in
-ToMe. ``aux["assignment"]`` follows every patch through the merges; ``aux["sizes"]`` ``[B, K]``.
+ToMe. ``aux["assignment"]`` follows every patch through the merges; ``aux["sizes"]`` ``[B, K]`` (float32).
+Sums and sizes accumulate in float32 whatever the input dtype; the output tokens are cast back to it.
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ class TomeProjector(Projector):
         self.check_input(x)
         b, n, _ = x.shape
         k = self.num_output_tokens(n)
-        sums, sizes = x, x.new_ones(b, n)  # [B, T, D], [B, T]
+        # float32 sums and sizes: in bfloat16 a merged token of more than 256 patches would count wrong
+        sums, sizes = x.float(), torch.ones(b, n, device=x.device)  # [B, T, D], [B, T]
         assignment = torch.arange(n, device=x.device).expand(b, n)  # [B, N]
         while sums.shape[1] > k:
             t = sums.shape[1]
             r = min((t + 1) // 2, t - k)
             sums, sizes, new_index = bipartite_merge_step(sums, sizes, r)
             assignment = new_index.gather(1, assignment)
-        tokens = sums / sizes[..., None]  # [B, K, D]
+        tokens = (sums / sizes[..., None]).to(x.dtype)  # [B, K, D]
         return ProjectorOutput(tokens=tokens, aux={"assignment": assignment, "sizes": sizes})

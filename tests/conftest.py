@@ -1,4 +1,5 @@
-"""Shared fixtures: one thread (the CI machine has two shared cores), a tiny offline tokenizer and model."""
+"""Shared fixtures: one thread (the CI machine has two shared cores), a tiny offline tokenizer and model; tests
+marked ``gpu`` are skipped without CUDA."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ torch.set_num_threads(1)
 
 from sec_mllm import build_model, build_processor  # noqa: E402
 from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config, train_tokenizer  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device: skipped without one (CI has none)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

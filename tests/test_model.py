@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -156,3 +158,92 @@ def test_auto_load_in_a_process_that_cannot_import_sec_mllm(make_model, images, 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK True" in result.stdout
+
+
+def test_forward_warns_about_no_cache_keyword_and_takes_both_spellings(make_model, images, tokenizer):
+    """transformers >= 5.24 renamed past_key_values to cache; the model passes the LM the name it declares."""
+    model, processor = make_model()
+    tokenizer.padding_side = "left"
+    inputs = processor(images=images[:2], text=PROMPTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any deprecation warning fails the test
+        with torch.no_grad():
+            prefill = model(**inputs, use_cache=True)
+            model.generate(**inputs, max_new_tokens=3, do_sample=False)
+            model.generate(**inputs, max_new_tokens=3, do_sample=False, use_cache=False)
+    cache = prefill["cache"] if "cache" in prefill else prefill["past_key_values"]
+    next_ids = prefill.logits[:, -1:].argmax(-1)  # [B, 1]
+    mask = torch.cat([inputs["attention_mask"], torch.ones_like(next_ids)], dim=1)
+    steps = {}
+    for spelling in ("cache", "past_key_values"):
+        cache_copy = copy.deepcopy(cache)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("error")
+            steps[spelling] = model(input_ids=next_ids, attention_mask=mask, **{spelling: cache_copy}).logits
+        assert cache_copy.get_seq_length() == inputs["input_ids"].shape[1] + 1  # the step used (and grew) it
+    torch.testing.assert_close(steps["cache"], steps["past_key_values"])
+    with pytest.raises(ValueError, match="not both"):
+        model(input_ids=next_ids, cache=copy.deepcopy(cache), past_key_values=copy.deepcopy(cache))
+
+
+def test_projector_runs_in_its_own_dtype(make_model, images):
+    """A float32 projector inside a bfloat16 model (e.g. kept in full precision) gets float32 features."""
+    model, processor = make_model("sec", {"num_tokens": 4})
+    model.to(torch.bfloat16)
+    model.projector.float()
+    inputs = processor(images=images[:1], text=PROMPTS[:1])
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+
+
+def test_compiled_forward_is_one_graph_and_matches_eager(make_model, images, tokenizer):
+    """No host synchronisation and no graph break: fullgraph=True traces the whole forward (dynamo's eager
+    backend: tracing only, no kernel compilation); prefill, decode and generate match eager."""
+    model, processor = make_model()
+    tokenizer.padding_side = "left"
+    inputs = processor(images=images[:2], text=PROMPTS)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    expected_ids = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    torch._dynamo.reset()
+    model.compile_for_inference(fullgraph=True, backend="eager")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, expected)
+    assert torch.equal(model.generate(**inputs, max_new_tokens=4, do_sample=False), expected_ids)
+    assert model.generation_config.disable_compile and not model.training
+
+
+@pytest.mark.slow
+def test_inductor_compiled_forward_matches_eager(make_model, images):
+    """One small case through inductor (C++ kernels on CPU: about a minute)."""
+    model, processor = make_model()
+    inputs = processor(images=images[:1], text=PROMPTS[:1])
+    with torch.no_grad():
+        expected = model(**inputs, logits_to_keep=1).logits
+    torch._dynamo.reset()
+    model.compile_for_inference(fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs, logits_to_keep=1).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_text_only_training_batch_still_runs_the_image_path(make_model, tokenizer):
+    """Training on a batch without images runs a zero image through tower, projector and connector with a zero
+    contribution: the loss is unchanged and every projector / connector weight gets an (all-zero) gradient, so
+    ranks with and without images call the same modules (ZeRO-3 gathers, gradient reductions). Inference skips it."""
+    model, processor = make_model()
+    inputs = processor(text=["USER: hello there ASSISTANT: hi"])
+    labels = inputs["input_ids"].clone()
+    tower_calls = []
+    model.vision_tower.register_forward_hook(lambda *args: tower_calls.append(1))
+    with torch.no_grad():
+        expected = model(**inputs, labels=labels).loss
+    assert not tower_calls  # eval, no ZeRO-3: no placeholder image
+    model.train()
+    loss = model(**inputs, labels=labels).loss
+    assert len(tower_calls) == 1
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    for name, p in model.named_parameters():
+        if name.startswith(("projector.", "connector.")):
+            assert p.grad is not None and not p.grad.any(), name

@@ -213,3 +213,49 @@ def test_sec_key_rope_lets_position_shape_the_ordering():
         build_projector("sec", {"num_tokens": 4, "key_rope": True, "heads": 4}, 8)
     with pytest.raises(ValueError, match="perfect square"):
         with_rope.num_output_tokens(15)
+
+
+# bfloat16 holds integers exactly only up to 256: clusters above that size must be counted and summed in float32
+BIG_N, BIG_K = 1024, 3  # a 32 x 32 grid cut into 3 clusters of 341-342 patches (3 does not divide 1024)
+
+
+@pytest.mark.parametrize(
+    "name,config",
+    [
+        ("kmeans", {"num_tokens": BIG_K}),
+        ("tome", {"num_tokens": BIG_K}),
+        ("sec", {"num_tokens": BIG_K, "reduction": "mean", "key_projection": False, "position_embedding": False}),
+    ],
+    ids=["kmeans", "tome", "sec_plain"],
+)
+def test_clusters_above_256_stay_exact_means_in_bfloat16(name, config):
+    torch.manual_seed(0)
+    v, w = torch.randn(2, D).bfloat16()
+    # 683 patches along v, then 341 along w, with magnitudes 1, 2, 4 in turn (cosines within a direction tie
+    # exactly): cluster sizes such as 341 and 683 are not even representable in bfloat16
+    scale = (2.0 ** (torch.arange(BIG_N) % 3)).bfloat16()
+    direction = torch.where(torch.arange(BIG_N)[:, None] < 683, v, w)  # [N, D]
+    x = (scale[:, None] * direction).unsqueeze(0)  # [1, N, D], exact in bfloat16
+    proj = build_projector(name, config, D).to(torch.bfloat16)
+    out = proj(x)
+    assert out.tokens.dtype == torch.bfloat16
+    assignment = out.aux["assignment"][0]
+    sizes = torch.bincount(assignment, minlength=BIG_K)
+    assert int(sizes.max()) > 256  # the case this test is about
+    for j in range(BIG_K):
+        if sizes[j]:  # the members' mean, summed in float64, rounded once to bfloat16
+            expected = x[0, assignment == j].double().mean(0).bfloat16()
+            torch.testing.assert_close(out.tokens[0, j], expected, rtol=0, atol=0)
+    if name == "tome":
+        assert out.aux["sizes"].sum().item() == BIG_N and out.aux["sizes"].dtype == torch.float32
+
+
+def test_sec_attention_over_clusters_above_256_in_bfloat16_matches_float32():
+    """The unequal path's softmax normalisation sums ~341 weights: in bfloat16 that sum stalls far below 1."""
+    torch.manual_seed(0)
+    x = torch.randn(D).expand(1, BIG_N, D).clone()
+    proj = build_projector("sec", {"num_tokens": BIG_K}, D)  # learned keys, attention, position embedding
+    expected = proj(x.bfloat16().float()).tokens
+    got = proj.to(torch.bfloat16)(x.bfloat16()).tokens
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=2**-7, atol=2**-7)

@@ -30,6 +30,15 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--allow-missing", action="store_true", help="score what exists and report the missing count")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile the model first (compile_for_inference); the mode defaults to inductor's default, "
+        "which suits prompts of varying length",
+    )
 
 
 def run_and_score(
@@ -48,6 +57,10 @@ def run_and_score(
         model = AutoModel.from_pretrained(
             args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True
         ).to(device)
+        if args.compile:
+            if not hasattr(model, "compile_for_inference"):
+                raise SystemExit(f"--compile: the model code saved in {args.model_path} has no compile_for_inference")
+            model.compile_for_inference(mode=None if args.compile == "default" else args.compile)
         processor = AutoProcessor.from_pretrained(args.model_path, trust_remote_code=True)
         settings = InferenceSettings(
             batch_size=args.batch_size,
