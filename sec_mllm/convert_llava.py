@@ -20,7 +20,7 @@ import torch
 from transformers import AutoConfig, AutoProcessor, LlavaConfig, LlavaForConditionalGeneration
 
 from .configuration_sec_mllm import SecMllmConfig
-from .files import parse_json_object
+from .files import parse_json_object, save_pretrained_atomic
 from .loading import from_pretrained_strict
 from .modeling_sec_mllm import SecMllmForConditionalGeneration
 from .processing_sec_mllm import SecMllmProcessor
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         dtype,
         args.image_aspect_ratio,
     )
-    model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
+    save_pretrained_atomic(args.out, model, processor)
     print(f"wrote {args.out}: projector={args.projector_type}, {model.num_image_tokens} image tokens")
 
 

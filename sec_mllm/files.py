@@ -108,3 +108,14 @@ def publish_files(staging: str | os.PathLike, target: str | os.PathLike, last: t
             shutil.rmtree(destination)
         os.replace(entry, destination)
     staging.rmdir()
+
+
+def save_pretrained_atomic(folder: str | os.PathLike, *parts: Any, last: tuple[str, ...] = ("config.json",)) -> None:
+    """``part.save_pretrained`` for each part (model, processor, ...) into a staging folder beside ``folder``, then
+    ``publish_files`` with ``last`` moved in last: a killed save leaves no half-written ``folder``."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.in-progress")
+    shutil.rmtree(staging, ignore_errors=True)
+    for part in parts:
+        part.save_pretrained(staging)
+    publish_files(staging, folder, last)

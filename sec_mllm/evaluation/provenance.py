@@ -53,9 +53,8 @@ def _sampled_digest(path: Path, digest: Any) -> None:
         if size <= SAMPLES * SAMPLE_BYTES:
             digest.update(f.read())
             return
-        step = (size - SAMPLE_BYTES) // (SAMPLES - 1)
-        for i in range(SAMPLES):
-            f.seek(i * step)
+        for i in range(SAMPLES):  # the first chunk starts the file (a safetensors header), the last one ends it
+            f.seek((size - SAMPLE_BYTES) * i // (SAMPLES - 1))
             digest.update(f.read(SAMPLE_BYTES))
 
 

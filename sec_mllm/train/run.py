@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, set_seed
 
 from ..builder import build_processor
 from ..data import LlavaCollator, LlavaDataset
@@ -72,6 +72,7 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
+    set_seed(args.seed)  # the fresh projector + connector: the Trainer seeds only after the model is built
     model = model_from_args(model_args, tokenizer, dtype)
     model.config.use_cache = False
     processor = build_processor(
