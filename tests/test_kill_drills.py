@@ -176,6 +176,14 @@ def test_resume_true_skips_a_torn_checkpoint(tiny, tmp_path, caplog):
     assert_same_weights(out, first)
 
 
+def test_staged_checkpoints_keep_save_total_limit(tiny, tmp_path):
+    out = tmp_path / "run"
+    train_in_process(train_argv(tiny, out) + ["--save_total_limit", "2"])
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-8", "checkpoint-6"]
+    assert not (out / ".checkpoint-in-progress").exists() and not (out / ".output-in-progress").exists()
+    assert all(checkpoint_problem(c) is None for c in list_checkpoints(out))
+
+
 # --------------------------------------------------------------------------------------------- DeepSpeed ZeRO-3
 
 
