@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
+from transformers import AutoProcessor, AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
 
 from sec_mllm import build_model, build_processor
 from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config, write_tiny_checkpoints, write_tiny_llava_data
@@ -109,9 +109,7 @@ def world(tmp_path_factory) -> SimpleNamespace:
         instructions=instructions,
         images=images,
         tokenizer=tokenizer,
-        processor=build_processor(
-            build_model(clip, lm, "sec", {"num_tokens": 4}, tokenizer=tokenizer).config, tokenizer
-        ),
+        processor=AutoProcessor.from_pretrained(sec["sec_a"]),
         gqa_questions=str(root / "gqa_questions.json"),
         gqa_rows=rows,
         gqa_qfile=gqa_qfile,
