@@ -71,6 +71,9 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    # --seed controls every initialisation: the projector and connector are built (randomly initialised) here,
+    # before the Trainer would seed.
+    set_seed(args.seed)
     dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
     set_seed(args.seed)  # the fresh projector + connector: the Trainer seeds only after the model is built
     model = model_from_args(model_args, tokenizer, dtype)
