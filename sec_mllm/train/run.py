@@ -75,7 +75,6 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     # before the Trainer would seed.
     set_seed(args.seed)
     dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
-    set_seed(args.seed)  # the fresh projector + connector: the Trainer seeds only after the model is built
     model = model_from_args(model_args, tokenizer, dtype)
     model.config.use_cache = False
     processor = build_processor(
