@@ -2,7 +2,8 @@
 
 ``build_model`` composes a vision tower, a projector, a connector and a causal LM into a
 :class:`SecMllmForConditionalGeneration`; pretrained parts keep their weights, the projector and the
-connector start from random initialisation. ``build_processor`` pairs the LM's tokenizer (with an
+connector start from random initialisation; a checkpoint that lacks any weight its part needs is refused
+(``loading.from_pretrained_strict``). ``build_processor`` pairs the LM's tokenizer (with an
 ``<image>`` special token) and an image processor for the tower with the model's K. Starting from an
 existing LLaVA checkpoint is ``convert_llava``'s job.
 """
@@ -23,6 +24,7 @@ from transformers import (
 )
 
 from .configuration_sec_mllm import SecMllmConfig
+from .loading import from_pretrained_strict
 from .modeling_sec_mllm import SecMllmForConditionalGeneration
 from .processing_sec_mllm import SecMllmProcessor
 from .vision import OpenClipVisionConfig, image_normalization
@@ -73,7 +75,7 @@ def resolve_vision_tower(
     if isinstance(vision_tower, str):
         config = AutoConfig.from_pretrained(vision_tower)
         config = getattr(config, "vision_config", config)  # a full CLIP / SigLIP checkpoint
-        return config, AutoModel.from_pretrained(vision_tower, config=config, dtype=dtype)
+        return config, from_pretrained_strict(AutoModel, vision_tower, "vision tower", config=config, dtype=dtype)
     return _as_config(vision_tower, "vision_tower"), None
 
 
@@ -102,7 +104,7 @@ def build_model(
     vision_config, vision_model = resolve_vision_tower(vision_tower, vision_tower_pretrained, dtype)
     lm = None
     if isinstance(language_model, str):
-        lm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype)
+        lm = from_pretrained_strict(AutoModelForCausalLM, language_model, "language model", dtype=dtype)
         text_config = lm.config
         tokenizer = language_model if tokenizer is None else tokenizer
     else:

@@ -14,13 +14,14 @@ model imports this module, so a saved checkpoint never carries the conversion co
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import torch
-from transformers import AutoProcessor, LlavaForConditionalGeneration
+from transformers import AutoConfig, AutoProcessor, LlavaConfig, LlavaForConditionalGeneration
 
 from .configuration_sec_mllm import SecMllmConfig
+from .files import parse_json_object, save_pretrained_atomic
+from .loading import from_pretrained_strict
 from .modeling_sec_mllm import SecMllmForConditionalGeneration
 from .processing_sec_mllm import SecMllmProcessor
 
@@ -53,7 +54,12 @@ def llava_to_sec_mllm(
     image_aspect_ratio: str = "pad",
 ) -> tuple[SecMllmForConditionalGeneration, SecMllmProcessor]:
     """Load a transformers-format LLaVA folder as a SEC-MLLM with the given projector, plus its processor."""
-    llava = LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    found = AutoConfig.from_pretrained(path)
+    if not isinstance(found, LlavaConfig):
+        raise ValueError(
+            f"{path}: not a LLaVA checkpoint (its config.json has model_type {found.model_type!r}, not 'llava')"
+        )
+    llava = from_pretrained_strict(LlavaForConditionalGeneration, path, "LLaVA", dtype=dtype)
     lcfg = llava.config
     if not isinstance(lcfg.vision_feature_layer, int):
         raise ValueError(f"multi-layer vision features {lcfg.vision_feature_layer} are not supported")
@@ -111,11 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None
+    try:
+        projector_config = parse_json_object(args.projector_config, "--projector-config")
+    except ValueError as err:
+        parser.error(str(err))
     model, processor = llava_to_sec_mllm(
-        args.llava, args.projector_type, json.loads(args.projector_config), dtype, args.image_aspect_ratio
+        args.llava,
+        args.projector_type,
+        projector_config,
+        dtype,
+        args.image_aspect_ratio,
     )
-    model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
+    save_pretrained_atomic(args.out, model, processor)
     print(f"wrote {args.out}: projector={args.projector_type}, {model.num_image_tokens} image tokens")
 
 

@@ -78,7 +78,12 @@ class SecMllmProcessor(ProcessorMixin):
         if text is None:
             raise ValueError("SecMllmProcessor needs text (with one <image> per image)")
         texts = [text] if isinstance(text, str) else list(text)
+        if not texts or any(not isinstance(t, str) or not t for t in texts):
+            raise ValueError(f"SecMllmProcessor needs non-empty text strings, got {text!r}")
         image_list = [] if images is None else [images] if isinstance(images, Image.Image) else list(images)
+        for i, image in enumerate(image_list):
+            if not isinstance(image, Image.Image):
+                raise ValueError(f"images[{i}] is {type(image).__name__}, not a PIL image")
         n_placeholders = sum(t.count(self.image_token) for t in texts)
         if n_placeholders != len(image_list):
             raise ValueError(

@@ -18,6 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from transformers import AutoModel, AutoProcessor
 
+from .loading import from_pretrained_strict
+
 
 def palette(k: int) -> list[tuple[int, int, int]]:
     """``k`` distinct colours (golden-ratio hue steps, alternating lightness)."""
@@ -32,6 +34,8 @@ def draw_clusters(
     image: Image.Image, assignment: torch.Tensor, num_clusters: int, scale: int = 6, alpha: float = 0.55
 ) -> Image.Image:
     """``assignment``: LongTensor ``[N]`` (N = grid x grid patches, raster order) of output-token ids."""
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer (pixels per input pixel), got {scale}")
     n = assignment.numel()
     grid = math.isqrt(n)
     if grid * grid != n:
@@ -86,9 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-path", required=True)
     parser.add_argument("--images", nargs="+", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--scale", type=int, default=6, help="pixels per input pixel in the picture")
+    parser.add_argument("--scale", type=int, default=6, help="pixels per input pixel in the picture (1 or more)")
     args = parser.parse_args(argv)
-    model = AutoModel.from_pretrained(args.model_path, trust_remote_code=True).eval()
+    if args.scale < 1:
+        parser.error(f"--scale must be 1 or more, got {args.scale}")
+    model = from_pretrained_strict(AutoModel, args.model_path, "SEC-MLLM", trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(args.model_path, trust_remote_code=True)
     images = [Image.open(p) for p in args.images]
     out = Path(args.out)

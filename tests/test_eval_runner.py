@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +230,74 @@ def test_torchrun_two_shards_merge_in_question_order(ckpt, gqa_files, tmp_path):
     ids = [json.loads(line)["question_id"] for line in answers.read_text().splitlines()]
     assert ids == [json.loads(line)["question_id"] for line in qfile.read_text().splitlines()]
     assert not list(tmp_path.glob("sharded.jsonl.shard*"))
+
+
+def gqa_args(model_path, gqa_files, answers, *extra):
+    qfile, folder, questions = gqa_files
+    return [
+        "--model-path",
+        str(model_path),
+        "--question-file",
+        str(qfile),
+        "--image-folder",
+        str(folder),
+        "--questions",
+        str(questions),
+        "--answers-file",
+        str(answers),
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "3",
+        "--num-workers",
+        "0",
+        *extra,
+    ]
+
+
+def test_rerun_resumes_only_the_same_model_and_overwrite_starts_fresh(ckpt, make_model, gqa_files, tmp_path):
+    from sec_mllm.evaluation.run_gqa import main
+
+    other, processor = make_model("sec", {"num_tokens": 4}, seed=1)
+    other.save_pretrained(tmp_path / "other")
+    processor.save_pretrained(tmp_path / "other")
+    answers = tmp_path / "answers" / "gqa.jsonl"
+    main(gqa_args(ckpt[2], gqa_files, answers))
+    first = answers.read_text()
+    meta = json.loads(Path(f"{answers}.meta.json").read_text())
+    assert meta["model_path"] == str(ckpt[2].resolve()) and meta["model_fingerprint"].startswith("sha256:")
+    assert meta["settings"] == {"conv_mode": "vicuna_v1", "max_new_tokens": 3, "dtype": "float32"}
+
+    main(gqa_args(ckpt[2], gqa_files, answers, "--batch-size", "3"))  # same model and settings: nothing to redo
+    assert answers.read_text() == first
+
+    with pytest.raises(SystemExit, match="model_fingerprint"):
+        main(gqa_args(tmp_path / "other", gqa_files, answers))
+    assert answers.read_text() == first
+
+    main(gqa_args(tmp_path / "other", gqa_files, answers, "--overwrite"))
+    ids = [json.loads(line)["answer_id"] for line in answers.read_text().splitlines()]
+    assert len(ids) == 5 and not set(ids) & {json.loads(line)["answer_id"] for line in first.splitlines()}
+    assert json.loads(Path(f"{answers}.meta.json").read_text())["model_path"] == str((tmp_path / "other").resolve())
+
+
+def test_fingerprint_sees_weights_not_location_and_reads_little(make_model, tmp_path):
+    from sec_mllm.evaluation import provenance
+
+    for name, seed in (("a", 0), ("b", 1)):
+        model, processor = make_model("sec", {"num_tokens": 4}, seed=seed)
+        model.save_pretrained(tmp_path / name)
+        processor.save_pretrained(tmp_path / name)
+    shutil.copytree(tmp_path / "a", tmp_path / "a_copy")
+    fingerprint = provenance.folder_fingerprint
+    assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "a_copy") != fingerprint(tmp_path / "b")
+    # a large weight file is sampled: a change inside one sampled chunk is seen, the read stays bounded
+    big = tmp_path / "big"
+    big.mkdir()
+    data = bytearray(os.urandom(64 * 1024 * 1024))
+    (big / "model.safetensors").write_bytes(data)
+    before = fingerprint(big)
+    data[-1] ^= 1
+    (big / "model.safetensors").write_bytes(data)
+    assert fingerprint(big) != before
+    assert provenance.SAMPLES * provenance.SAMPLE_BYTES <= 4 * 1024 * 1024

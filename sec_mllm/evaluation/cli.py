@@ -1,6 +1,10 @@
 """Shared command-line plumbing of the entry modules run_gqa and run_textvqa: arguments, model loading, distributed
 setup, inference (when ``--model-path`` is given), scoring on rank 0, and the scores written atomically
-beside the answers file as ``<answers>.scores.json``."""
+beside the answers file as ``<answers>.scores.json``.
+
+Before the model is loaded, existing answers are checked against ``<answers>.meta.json`` (``provenance``):
+answers of another model or other settings are refused, never resumed; ``--overwrite`` starts fresh. The
+model is loaded strictly (a missing weight is an error, not a random value)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from transformers import AutoModel, AutoProcessor
 
 from .. import SecMllmConfig  # noqa: F401  (importing the package registers the Auto classes)
 from ..files import write_json_atomic
+from ..loading import from_pretrained_strict
+from .provenance import answers_meta, check_resumable, start_answers_file
 from .runner import PROMPT_TEMPLATES, InferenceSettings, dist_info, generate_answers, load_questions
 
 
@@ -39,23 +45,45 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help="torch.compile the model first (compile_for_inference); the mode defaults to inductor's default, "
         "which suits prompts of varying length",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="discard existing answers (of any model) and answer everything anew"
+    )
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def run_and_score(
     args: argparse.Namespace,
     score: Callable[[], dict[str, Any]],
     transform: Callable[[dict], dict] | None = None,
+    settings_record: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Generate answers when ``--model-path`` is set, then score on rank 0 and print the dict as JSON."""
+    """Generate answers when ``--model-path`` is set, then score on rank 0 and print the dict as JSON.
+
+    ``settings_record``: settings of the entry module that change the answers (e.g. ``{"ocr": False}``),
+    recorded in ``<answers>.meta.json`` with the common ones."""
     rank, world = dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if args.model_path:
         if not args.question_file or not args.image_folder:
             raise SystemExit("--model-path needs --question-file and --image-folder")
+        rows = load_questions(args.question_file, transform)
+        settings_meta = {
+            "conv_mode": args.conv_mode,
+            "max_new_tokens": args.max_new_tokens,
+            "dtype": args.dtype,
+            **(settings_record or {}),
+        }
+        meta = answers_meta(args.model_path, settings_meta)
+        if not args.overwrite:
+            check_resumable(args.answers_file, meta)  # every rank reads the same files before rank 0 writes
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-        model = AutoModel.from_pretrained(
-            args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True
+        model = from_pretrained_strict(
+            AutoModel, args.model_path, "SEC-MLLM", dtype=getattr(torch, args.dtype), trust_remote_code=True
         ).to(device)
         if args.compile:
             if not hasattr(model, "compile_for_inference"):
@@ -69,7 +97,10 @@ def run_and_score(
             num_workers=args.num_workers,
             model_id=Path(args.model_path).name,
         )
-        rows = load_questions(args.question_file, transform)
+        barrier()
+        if rank == 0:  # only now, with questions and model loaded: a run that fails to start discards nothing
+            start_answers_file(args.answers_file, meta, args.overwrite)
+        barrier()
         generate_answers(model, processor, rows, args.image_folder, args.answers_file, settings)
     result = None
     if rank == 0:

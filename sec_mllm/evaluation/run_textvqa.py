@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         args,
         lambda: score_textvqa(args.answers_file, args.annotation_file, args.allow_missing),
         transform=drop_ocr_line if args.no_ocr else None,
+        settings_record={"ocr": not args.no_ocr},
     )
 
 

@@ -6,7 +6,8 @@ question row (e.g. ``textvqa_question_id``). Each process (torchrun / accelerate
 ``WORLD_SIZE``) takes every ``WORLD_SIZE``-th question, appends answers to its own shard file and flushes
 after each batch. A rerun skips rows already answered (keyed by question id and prompt, since TextVQA
 repeats ids) and drops a torn last line; rank 0 merges the shards in question-file order into the
-answers file atomically, then removes them.
+answers file atomically, then removes them. Whether existing answers may be resumed at all (same model and
+settings) is checked by the command line before it loads the model (``provenance.py``).
 """
 
 from __future__ import annotations
@@ -51,10 +52,20 @@ def row_key(question_id: Any, text: str) -> tuple[str, str]:
 
 
 def load_questions(question_file: str, transform: Callable[[dict], dict] | None = None) -> list[dict[str, Any]]:
-    rows = []
+    """Question rows (after ``transform``); a repeated (question id, text) key raises naming both lines, before
+    anything is generated (TextVQA's files repeat ids across different questions, which is allowed)."""
+    rows, seen = [], {}
     for lineno, rec in iter_jsonl(question_file):
         require_keys(rec, ("question_id", "image", "text"), f"{question_file}:{lineno}")
-        rows.append(transform(rec) if transform else rec)
+        row = transform(rec) if transform else rec
+        key = row_key(row["question_id"], row["text"])
+        if key in seen:
+            raise ValueError(
+                f"{question_file}:{lineno}: duplicate question (question_id {row['question_id']!r} with the same "
+                f"text as line {seen[key]}); each (question_id, text) must be unique"
+            )
+        seen[key] = lineno
+        rows.append(row)
     return rows
 
 

@@ -296,6 +296,7 @@ def train_and_eval(
         "6",
         "--num-workers",
         "0",
+        "--overwrite",  # the model was just (re)trained: answers of an earlier run are never resumed
     ]
     _run(
         [

@@ -5,20 +5,30 @@ merge, which rebuilds the base model from a run's saved arguments)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
 
 from ..builder import build_model
+from ..files import parse_json_object
 from ..modeling_sec_mllm import SecMllmForConditionalGeneration
 from .arguments import ModelArguments
 
 
 def projector_config(model_args: ModelArguments) -> dict[str, Any]:
     """The projector's config dict from --projector_config, --num_visual_tokens and the --sec_* options."""
-    config = json.loads(model_args.projector_config) if model_args.projector_config else {}
-    if model_args.num_visual_tokens is not None and model_args.projector_type != "identity":
+    try:
+        config = (
+            parse_json_object(model_args.projector_config, "--projector_config") if model_args.projector_config else {}
+        )
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    if model_args.num_visual_tokens is not None:
+        if model_args.projector_type == "identity":
+            raise SystemExit(
+                f"--num_visual_tokens {model_args.num_visual_tokens} has no effect with --projector_type identity, "
+                "which keeps every patch token; drop the flag or choose a compressing projector"
+            )
         config["num_tokens"] = model_args.num_visual_tokens
     sec = {
         "grouping": model_args.sec_grouping,

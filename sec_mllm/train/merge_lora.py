@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..files import save_pretrained_atomic
 from .lora import merge_lora_checkpoint
 
 
@@ -18,8 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-model-path", required=True, help="where to write the merged model")
     args = parser.parse_args(argv)
     model, processor = merge_lora_checkpoint(args.model_path)
-    model.save_pretrained(args.save_model_path)
-    processor.save_pretrained(args.save_model_path)
+    save_pretrained_atomic(args.save_model_path, model, processor)
     print(f"merged model written to {args.save_model_path}")
 
 

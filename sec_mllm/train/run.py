@@ -8,12 +8,18 @@ with transformers' Trainer (DeepSpeed when ``--deepspeed`` is given) and writes:
 * stage 2: a full model that ``AutoModel.from_pretrained`` loads, with its processor; with LoRA, the
   adapter, ``non_lora_trainables.bin`` and the processor (``scripts/merge_lora.py`` makes a full model);
 * always: ``run_config.json``, the resolved arguments (training flags never enter ``config.json``).
+
+The output is written into ``<output_dir>/.output-in-progress`` and moved into place by renames, with
+``config.json`` / ``adapter_config.json`` and then ``run_config.json`` last: a folder with ``run_config.json``
+holds a finished run, and a run that fails or is killed earlier leaves none (nor any half-written file).
+``--resume_from_checkpoint`` takes a checkpoint folder or ``True`` (the newest complete ``checkpoint-N``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,9 +28,19 @@ from transformers import AutoTokenizer, set_seed
 
 from ..builder import build_processor
 from ..data import LlavaCollator, LlavaDataset
+from ..files import publish_files
 from .arguments import parse_args
 from .assemble import model_from_args
-from .checkpoints import NON_LORA_FILE, load_mm_projector, save_mm_projector, save_run_config
+from .checkpoints import (
+    NON_LORA_FILE,
+    OUTPUT_STAGING_DIR,
+    RUN_CONFIG_FILE,
+    STAGING_DIR,
+    load_mm_projector,
+    resolve_resume,
+    save_mm_projector,
+    save_run_config,
+)
 from .stages import configure_trainable
 from .trainer import SecMllmTrainer
 
@@ -36,6 +52,7 @@ def main(stage: int, argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout
     )
     model_args, data_args, args = parse_args(argv)
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)  # refused before anything is built
     if model_args.tune_mm_mlp_adapter:
         stage = 1
     # Set up the process group now: ZeRO-3 builds partitioned models and sizes its batches from it.
@@ -101,8 +118,9 @@ def main(stage: int, argv: list[str] | None = None) -> None:
         max_length=args.model_max_length,
         skip_bad_samples=data_args.skip_bad_samples,
     )
-    if args.process_index == 0:
-        save_run_config(args.output_dir, model=model_args, data=data_args, training=args)
+    if args.process_index == 0:  # folders a killed run left behind
+        for leftover in (STAGING_DIR, OUTPUT_STAGING_DIR):
+            shutil.rmtree(Path(args.output_dir) / leftover, ignore_errors=True)
     trainer = SecMllmTrainer(
         model=model,
         args=args,
@@ -111,22 +129,30 @@ def main(stage: int, argv: list[str] | None = None) -> None:
         processing_class=processor,
         modality_lengths=dataset.modality_lengths,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
     if dataset.num_skipped:
         logger.warning("skipped %d bad sample(s) of %s", dataset.num_skipped, data_args.data_path)
 
     main_process = trainer.is_world_process_zero()
+    staging = str(Path(args.output_dir) / OUTPUT_STAGING_DIR)
     if stage == 1:
-        save_mm_projector(trainer.model, args.output_dir, main_process)
+        save_mm_projector(trainer.model, staging, main_process)
         if main_process:
-            model.config.save_pretrained(args.output_dir)
+            model.config.save_pretrained(staging)
     elif lora:
-        trainer.save_model(args.output_dir)  # the adapter (gathered under ZeRO-3)
-        save_mm_projector(trainer.model, args.output_dir, main_process, NON_LORA_FILE)
+        trainer.save_model(staging)  # the adapter (gathered under ZeRO-3)
+        save_mm_projector(trainer.model, staging, main_process, NON_LORA_FILE)
     else:
-        trainer.save_model(args.output_dir)
+        trainer.save_model(staging)
     if main_process:
-        processor.save_pretrained(args.output_dir)
+        processor.save_pretrained(staging)
+        save_run_config(staging, model=model_args, data=data_args, training=args)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    if main_process:
+        publish_files(staging, args.output_dir, last=("adapter_config.json", "config.json", RUN_CONFIG_FILE))
         logger.info("stage %d output written to %s", stage, args.output_dir)
     if torch.distributed.is_initialized():  # a clean teardown: gloo threads alive at exit abort the process
         torch.distributed.barrier()
