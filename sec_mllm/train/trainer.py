@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from transformers import Trainer
 
@@ -11,7 +13,7 @@ from .stages import component_of
 
 
 class SecMllmTrainer(Trainer):
-    def __init__(self, *args, modality_lengths: list[int] | None = None, **kwargs) -> None:
+    def __init__(self, *args, modality_lengths: Sequence[int] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.modality_lengths = modality_lengths
 
