@@ -1,6 +1,7 @@
 """Shared command-line plumbing of the entry modules run_gqa and run_textvqa: arguments, model loading, distributed
 setup, inference (when ``--model-path`` is given), scoring on rank 0, and the scores written atomically
-beside the answers file as ``<answers>.scores.json``."""
+beside the answers file as ``<answers>.scores.json``. The questions come from LLaVA's question JSONL + image
+folder, or from a local Hugging Face dataset in the lmms-lab layout (``--dataset``, hf_sets.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,21 @@ from transformers import AutoModel, AutoProcessor
 
 from .. import SecMllmConfig  # noqa: F401  (importing the package registers the Auto classes)
 from ..files import write_json_atomic
-from .runner import PROMPT_TEMPLATES, InferenceSettings, dist_info, generate_answers, load_questions
+from .runner import PROMPT_TEMPLATES, ImageSource, InferenceSettings, dist_info, generate_answers, load_questions
+
+HfQuestions = Callable[[], tuple[list[dict[str, Any]], ImageSource]]  # () -> (question rows, images)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-path", default=None, help="checkpoint to run; omit to only score --answers-file")
     parser.add_argument("--question-file", help="LLaVA-format question JSONL")
     parser.add_argument("--image-folder", help="folder the question file's images are relative to")
+    parser.add_argument(
+        "--dataset",
+        help="instead of --question-file / --image-folder: a local Hugging Face dataset in the lmms-lab layout "
+        "(a parquet file, a folder of parquet files or a save_to_disk folder; images embedded)",
+    )
+    parser.add_argument("--split", default=None, help="the split of --dataset, when it holds several")
     parser.add_argument("--answers-file", required=True, help="LLaVA-format answer JSONL (written, or read to score)")
     parser.add_argument("--conv-mode", default="vicuna_v1", choices=sorted(PROMPT_TEMPLATES))
     parser.add_argument("--batch-size", type=int, default=8)
@@ -36,14 +45,20 @@ def run_and_score(
     args: argparse.Namespace,
     score: Callable[[], dict[str, Any]],
     transform: Callable[[dict], dict] | None = None,
+    hf_questions: HfQuestions | None = None,
 ) -> dict[str, Any] | None:
-    """Generate answers when ``--model-path`` is set, then score on rank 0 and print the dict as JSON."""
+    """Generate answers when ``--model-path`` is set, then score on rank 0 and print the dict as JSON.
+
+    The questions are ``--question-file``'s rows (through ``transform``) with ``--image-folder``, or, with
+    ``--dataset``, what ``hf_questions`` returns."""
+    if args.dataset and (args.question_file or args.image_folder):
+        raise SystemExit("--dataset replaces --question-file and --image-folder; give one or the other")
     rank, world = dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if args.model_path:
-        if not args.question_file or not args.image_folder:
-            raise SystemExit("--model-path needs --question-file and --image-folder")
+        if not args.dataset and (not args.question_file or not args.image_folder):
+            raise SystemExit("--model-path needs --question-file and --image-folder, or --dataset")
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
         model = AutoModel.from_pretrained(
             args.model_path, dtype=getattr(torch, args.dtype), trust_remote_code=True
@@ -56,8 +71,11 @@ def run_and_score(
             num_workers=args.num_workers,
             model_id=Path(args.model_path).name,
         )
-        rows = load_questions(args.question_file, transform)
-        generate_answers(model, processor, rows, args.image_folder, args.answers_file, settings)
+        if args.dataset:
+            rows, images = hf_questions()
+        else:
+            rows, images = load_questions(args.question_file, transform), args.image_folder
+        generate_answers(model, processor, rows, images, args.answers_file, settings)
     result = None
     if rank == 0:
         result = score()
