@@ -6,8 +6,10 @@ format ``datasets`` writes), and every rank opens it with ``datasets.Dataset.fro
 memory-maps it: the pages live in the OS page cache, shared by all ranks of a node, and only the pages a
 rank reads become resident.
 
-The conversion applies ``records.check_record`` to every record (the list-based path's check) and stores
-the usable samples, already reworded (``<image>`` moved to the front of the first turn as LLaVA does):
+The conversion reads the file one record at a time (``records.iter_records``: a window of the file and a
+batch of rows in memory, not the file's Python objects), applies ``records.check_record`` to every record
+(the list-based path's check) and stores the usable samples, already reworded (``<image>`` moved to the
+front of the first turn as LLaVA does):
 
     id               string        the record's id, or its position in the file
     image            string        relative to the image folder; null for text-only samples

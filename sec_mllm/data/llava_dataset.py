@@ -28,7 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .llava_arrow import open_llava_arrow
-from .records import check_record, iter_records, load_records, modality_length, sample_id
+from .records import check_record, load_records, modality_length, sample_id
 from .templates import BadSample, resolve_template, tokenize_conversation
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class LlavaDataset(Dataset):
                 self.report(bad["id"], BadSample(bad["reason"]))
         else:
             self.samples = []
-            for index, record in enumerate(iter_records(data_path)):
+            for index, record in enumerate(load_records(data_path)):
                 sid = sample_id(record, index)
                 try:
                     turns, image = check_record(record, processor.image_token, self.image_folder)

@@ -13,33 +13,31 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..files import iter_jsonl, read_json
+from ..files import iter_json_array, iter_jsonl, read_json
 from .templates import BadSample
 
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt"}
 
 
 def load_records(path: str | os.PathLike) -> list[Any]:
-    """A JSON list or JSONL file of records; malformed JSON names the file and position."""
-    return list(iter_records(path))
-
-
-def iter_records(path: str | os.PathLike) -> Iterator[Any]:
-    """The records of a JSON list or JSONL file, in order.
-
-    A JSONL file is streamed; a JSON list is parsed whole, and each record is released from the parsed
-    list once yielded, so a consumer that keeps less than the records holds less than the whole file.
-    """
+    """All records of a JSON list or JSONL file, parsed at once as LLaVA does (the list storage's way);
+    malformed JSON names the file and position."""
     if str(path).endswith(".jsonl"):
-        for _, record in iter_jsonl(path):
-            yield record
-        return
+        return [record for _, record in iter_jsonl(path)]
     data = read_json(path)
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of samples, got {type(data).__name__}")
-    for i in range(len(data)):
-        record, data[i] = data[i], None
-        yield record
+    return data
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[Any]:
+    """The records of a JSON list or JSONL file, parsed one at a time (the Arrow conversion's way): the
+    memory held is one record and a window of the file, not the file's Python objects."""
+    if str(path).endswith(".jsonl"):
+        for _, record in iter_jsonl(path):
+            yield record
+    else:
+        yield from iter_json_array(path, what="list of samples")
 
 
 def sample_id(record: Any, index: int) -> str:

@@ -20,7 +20,8 @@ the same settings, so a rerun only measures again (``--force`` redoes the measur
 
 Per rank: start-up = seconds from just before ``LlavaDataset(...)`` until the length, the modality lengths
 and the first item are in hand (imports and the processor are built before and not counted; both paths
-run with a warm page cache: the file was just written or read). Memory for the data = growth from just
+normally run with a warm page cache: the file was just written or read; the 1-minute load average before
+and after is stored, as the machine may be shared). Memory for the data = growth from just
 before the dataset is built, of: the resident set (VmRSS) at the end; its peak (VmHWM, the high-water
 mark, which includes the parse); anonymous memory (RssAnon: the process's own heap); and from
 ``/proc/self/smaps_rollup`` the proportional set (Pss: shared pages divided among the processes mapping
@@ -93,6 +94,7 @@ def run_rank(data: str, images: str, storage: str, result: str) -> None:
     )
     processor = build_processor(model.config, tokenizer)
     before = memory_kib()
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     dataset = LlavaDataset(data, processor, "v1", images, max_length=2048, storage=storage)
     built = time.perf_counter()
@@ -111,6 +113,7 @@ def run_rank(data: str, images: str, storage: str, result: str) -> None:
             "image_samples": int((lengths > 0).sum()),
             "first_item_tokens": int(item["input_ids"].numel()),
             "converted": bool(getattr(dataset.samples, "converted", False)),
+            "load_average": [load_before, os.getloadavg()[0]],  # 1-minute, before and after: the machine is shared
             "seconds": {
                 "startup": end - start,
                 "build": built - start,
@@ -201,6 +204,7 @@ def summarize(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 },
                 "samples": rank_runs[0]["samples"],
                 "repeats": len(rank_runs),
+                "load_average": [r["load_average"] for r in rank_runs],
             }
         )
     return out
