@@ -11,7 +11,8 @@ Two storages hold the checked samples, with the same samples, order, messages an
 
 * ``"arrow"`` (default): one memory-mapped Arrow copy of the file made with ``datasets`` and shared by
   every rank (llava_arrow.py: converted once, cached beside the file or in ``cache_dir``, keyed by the
-  file's size and mtime). Image existence is checked at conversion and stored, not re-checked per start.
+  file's size, mtime, ctime and inode). Image existence is checked at conversion and stored, not
+  re-checked at every start.
 * ``"list"``: LLaVA's way, the parsed records as Python objects in every rank, every image checked at
   every start. Several GB per rank for the 665K mix (benchmarks/results/data_loading).
 """
@@ -27,7 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .llava_arrow import open_llava_arrow
+from .llava_arrow import ArrowSamples, open_llava_arrow
 from .records import check_record, load_records, modality_length, sample_id
 from .templates import BadSample, resolve_template, tokenize_conversation
 
@@ -58,7 +59,7 @@ class LlavaDataset(Dataset):
         if storage not in STORAGES:
             raise ValueError(f"unknown storage {storage!r}; choose one of {list(STORAGES)}")
         self.storage = storage
-        self.samples: Any
+        self.samples: ArrowSamples | list[tuple[str, list[tuple[str, str]], str | None]]
         if storage == "arrow":
             self.samples = open_llava_arrow(data_path, processor.image_token, image_folder, cache_dir)
             for bad in self.samples.bad:

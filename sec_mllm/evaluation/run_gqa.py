@@ -8,12 +8,10 @@
     python -m sec_mllm.evaluation.run_gqa --model-path ckpt --answers-file answers/gqa.jsonl \
         --dataset GQA/testdev_balanced_instructions                    # lmms-lab/GQA, downloaded
 
-With ``--dataset`` (hf_sets.py) the questions, the images (``--dataset-images``, default: the
-``..._images`` config beside the instructions) and, without ``--questions``, the scoring data come from
-the lmms-lab/GQA parquet files.
-
 (``python eval/gqa.py ...`` in a checkout.) Prints the metrics as JSON and writes them to
-<answers-file>.scores.json.
+<answers-file>.scores.json. With ``--dataset`` (hf_sets.py) the questions, the images
+(``--dataset-images``, default: the ``..._images`` config beside the instructions) and, without
+``--questions``, the scoring data come from the lmms-lab/GQA parquet files.
 """
 
 from __future__ import annotations

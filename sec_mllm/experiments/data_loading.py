@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the mix's 665K samples")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--min-free-gib", type=float, default=12.0, help="refuse the list phase with less available")
+    parser.add_argument("--min-free-gib", type=float, default=9.0, help="refuse the list phase with less available")
     parser.add_argument("--force", action="store_true", help="measure every phase again")
     parser.add_argument("--rank-result", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
