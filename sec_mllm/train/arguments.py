@@ -65,6 +65,7 @@ class ModelArguments:
     sec_heads: int | None = field(default=None)
     sec_key_projection: bool | None = field(default=None)
     sec_position_embedding: bool | None = field(default=None)
+    sec_key_rope: bool | None = field(default=None, metadata={"help": "2-D RoPE on the keys before scoring"})
     mm_vision_select_layer: int = field(default=-2)
     mm_vision_select_feature: str = field(default="patch", metadata={"help": "patch (drop CLS) or cls_patch"})
     pretrain_mm_mlp_adapter: str | None = field(default=None, metadata={"help": "stage-1 mm_projector.bin"})

@@ -27,6 +27,7 @@ def projector_config(model_args: ModelArguments) -> dict[str, Any]:
         "heads": model_args.sec_heads,
         "key_projection": model_args.sec_key_projection,
         "position_embedding": model_args.sec_position_embedding,
+        "key_rope": model_args.sec_key_rope,
     }
     sec = {k: v for k, v in sec.items() if v is not None}
     if sec and model_args.projector_type != "sec":
