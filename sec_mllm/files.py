@@ -1,5 +1,5 @@
-"""File helpers: JSON / JSONL readers whose errors name the file and line (and a flag's JSON value), and atomic
-writes."""
+"""File helpers: JSON / JSONL readers whose errors name the file and line (and a flag's JSON value), a
+streaming reader of a JSON array, and atomic writes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,88 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+
+
+MAX_ELEMENT_CHARS = 1 << 26  # a JSON array element still unparsed with this much text after its start is malformed
+
+
+class _TextWindow:
+    """A sliding window over a text file: ``text[pos:]`` is unread; lines and columns stay absolute."""
+
+    def __init__(self, f: Any, chunk_chars: int) -> None:
+        self.f, self.chunk_chars = f, chunk_chars
+        self.text, self.pos, self.eof = "", 0, False
+        self.lines_before, self.column_base = 0, 0  # newlines before text[0]; characters of its line before it
+
+    def more(self) -> bool:
+        """Drop the read text and append the next chunk; False (nothing changed) at the end of the file."""
+        chunk = "" if self.eof else self.f.read(self.chunk_chars)
+        if not chunk:
+            self.eof = True
+            return False
+        done = self.text[: self.pos]
+        newlines = done.count("\n")
+        self.lines_before += newlines
+        self.column_base = len(done) - done.rfind("\n") - 1 if newlines else self.column_base + len(done)
+        self.text, self.pos = self.text[self.pos :] + chunk, 0
+        return True
+
+    def next_char(self) -> str:
+        """The next character that is not whitespace (``pos`` moved onto it), or "" at the end of the file."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\n\r":
+                self.pos += 1
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def error(self, path: Path, pos: int, message: str) -> ValueError:
+        line = self.lines_before + self.text.count("\n", 0, pos) + 1
+        last = self.text.rfind("\n", 0, pos)
+        column = pos - last if last >= 0 else self.column_base + pos + 1
+        return ValueError(f"{path}: malformed JSON at line {line}, column {column}: {message}")
+
+
+def iter_json_array(path: str | os.PathLike, what: str = "list", chunk_chars: int = 1 << 22) -> Iterator[Any]:
+    """The elements of a JSON file whose top level is an array, parsed one at a time from chunks of the file
+    (never the whole file in memory). Malformed JSON raises naming the file, line and column, as
+    ``read_json`` does; another top level raises ``"{path}: expected a JSON {what}, got {type}"``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    decoder = json.JSONDecoder()
+    with path.open(encoding="utf-8") as f:
+        window = _TextWindow(f, chunk_chars)
+        if window.next_char() != "[":
+            raise ValueError(f"{path}: expected a JSON {what}, got {type(read_json(path)).__name__}")
+        window.pos += 1
+        if window.next_char() == "]":
+            window.pos += 1
+        else:
+            while True:
+                if window.next_char() == "":
+                    raise window.error(path, window.pos, "Expecting value")
+                while True:
+                    try:
+                        value, end = decoder.raw_decode(window.text, window.pos)
+                    except json.JSONDecodeError as err:
+                        if len(window.text) - window.pos < MAX_ELEMENT_CHARS and window.more():
+                            continue  # the element may run past the window
+                        raise window.error(path, err.pos, err.msg) from err
+                    if len(window.text) - end > 8 or not window.more():
+                        break  # else a number may go on in the next chunk ("12" of "12.5e3" stops at "."): again
+                window.pos = end
+                yield value
+                following = window.next_char()
+                if following == "]":
+                    window.pos += 1
+                    break
+                if following != ",":
+                    raise window.error(path, window.pos, "Expecting ',' delimiter")
+                window.pos += 1
+        if window.next_char() != "":
+            raise window.error(path, window.pos, "Extra data")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:

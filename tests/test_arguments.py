@@ -43,6 +43,15 @@ def test_llava_script_arguments_parse(line, ds, tmp_path):
     assert args.eval_strategy == "no" and args.use_cpu and args.bf16
     assert model_args.mm_projector_type == "mlp2x_gelu" and model_args.mm_vision_select_layer == -2
     assert projector_config(model_args) == {"num_tokens": 144, "grouping": "interleave"}
+    assert data_args.data_storage == "arrow" and data_args.data_cache_dir is None  # the LLaVA line: Arrow, beside
+
+
+def test_data_storage_arguments(tmp_path):
+    base = ["--model_name_or_path", "m", "--vision_tower", "v", "--data_path", "d", "--output_dir", str(tmp_path)]
+    _, data_args, _ = parse_args(base + ["--data_storage", "list", "--data_cache_dir", str(tmp_path / "c")])
+    assert data_args.data_storage == "list" and data_args.data_cache_dir == str(tmp_path / "c")
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--data_storage", "pickle"])
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""LLaVA datasets: bad input named by file and sample, skipping with a count, images, collator, sampler."""
+"""LLaVA datasets (both storages, Arrow and list): bad input named by file and sample, skipping with a count,
+images, collator, sampler."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from sec_mllm.data import IGNORE_INDEX, LlavaCollator, LlavaDataset, ModalityLen
 
 def conv(q="<image>\nWhat color?", a="red"):
     return [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+
+
+@pytest.fixture(params=["arrow", "list"])
+def storage(request):
+    return request.param
 
 
 @pytest.fixture
@@ -36,11 +42,11 @@ def write(folder, records, name="data.json"):
     return str(path)
 
 
-def dataset(processor, folder, records, **kw):
-    return LlavaDataset(write(folder, records), processor, "v1", str(folder / "img"), **kw)
+def dataset(processor, folder, records, storage, **kw):
+    return LlavaDataset(write(folder, records), processor, "v1", str(folder / "img"), storage=storage, **kw)
 
 
-def test_samples_images_and_text_only(make_model, folder):
+def test_samples_images_and_text_only(make_model, folder, storage):
     _, processor = make_model()
     records = [
         {"id": f"m{i}", "image": name, "conversations": conv()}
@@ -48,7 +54,7 @@ def test_samples_images_and_text_only(make_model, folder):
     ]
     records.append({"id": "t", "conversations": conv("Hi", "hello")})
     records.append({"id": "multi", "image": "wide.png", "conversations": conv() + conv("And?", "round")})
-    ds = dataset(processor, folder, records)
+    ds = dataset(processor, folder, records, storage)
     assert len(ds) == 6 and ds.modality_lengths[4] < 0 < ds.modality_lengths[0]
     for i in range(4):
         item = ds[i]
@@ -86,23 +92,23 @@ def test_samples_images_and_text_only(make_model, folder):
         ({"id": "s6"}, "sample s6: no 'conversations' list"),
     ],
 )
-def test_bad_samples_name_file_and_id(make_model, folder, record, match):
+def test_bad_samples_name_file_and_id(make_model, folder, storage, record, match):
     _, processor = make_model()
     with pytest.raises(ValueError, match="data.json: " + match):
-        dataset(processor, folder, [record, {"id": "ok", "conversations": conv("Hi", "yes")}])
+        dataset(processor, folder, [record, {"id": "ok", "conversations": conv("Hi", "yes")}], storage)
 
 
-def test_malformed_json_names_file_and_line(make_model, folder):
+def test_malformed_json_names_file_and_line(make_model, folder, storage):
     _, processor = make_model()
     (folder / "bad.json").write_text('[{"id": 1,\n "conversations": [}')
     with pytest.raises(ValueError, match=r"bad.json: malformed JSON at line 2"):
-        LlavaDataset(str(folder / "bad.json"), processor, "v1", str(folder / "img"))
+        LlavaDataset(str(folder / "bad.json"), processor, "v1", str(folder / "img"), storage=storage)
     (folder / "bad.jsonl").write_text(json.dumps({"id": 1, "conversations": conv("a", "b")}) + "\n{oops\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2: malformed JSON line"):
-        LlavaDataset(str(folder / "bad.jsonl"), processor, "v1", str(folder / "img"))
+        LlavaDataset(str(folder / "bad.jsonl"), processor, "v1", str(folder / "img"), storage=storage)
 
 
-def test_skip_bad_samples_logs_and_counts(make_model, folder, caplog):
+def test_skip_bad_samples_logs_and_counts(make_model, folder, storage, caplog):
     _, processor = make_model()
     records = [
         {"id": "ok", "image": "wide.png", "conversations": conv()},
@@ -111,19 +117,23 @@ def test_skip_bad_samples_logs_and_counts(make_model, folder, caplog):
         {"id": "text", "conversations": conv("Hi", "yes")},
     ]
     with caplog.at_level(logging.WARNING):
-        ds = dataset(processor, folder, records, skip_bad_samples=True)
+        ds = dataset(processor, folder, records, storage, skip_bad_samples=True)
         assert len(ds) == 3 and ds.num_skipped == 1
         item = ds[1]  # the unreadable image: replaced by the next good sample, and counted
     assert item["id"] == "text" and ds.num_skipped == 2
     assert "sample gone" in caplog.text and "sample broken: cannot read image" in caplog.text
     with pytest.raises(ValueError, match="sample broken: cannot read image"):
-        dataset(processor, folder, records[2:])[0]
+        dataset(processor, folder, records[2:], storage)[0]
 
 
-def test_fully_masked_sample_is_reported(make_model, folder):
+def test_fully_masked_sample_is_reported(make_model, folder, storage):
     _, processor = make_model()
     ds = dataset(
-        processor, folder, [{"id": "long", "image": "wide.png", "conversations": conv(a="red " * 50)}], max_length=8
+        processor,
+        folder,
+        [{"id": "long", "image": "wide.png", "conversations": conv(a="red " * 50)}],
+        storage,
+        max_length=8,
     )
     with pytest.raises(
         ValueError, match="sample long: .*truncation would cut the image tokens|sample long: no assistant token"

@@ -182,17 +182,21 @@ def load_gqa_predictions(answers_file: str, questions: dict[str, Any] | None = N
 
 def score_gqa(
     answers_file: str,
-    questions_file: str,
+    questions_file: str | dict[str, dict[str, Any]],
     choices_file: str | None = None,
     scenes_file: str | None = None,
     attentions_file: str | None = None,
     map_size: int = 7,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
-    """Score a LLaVA-format answers JSONL against a GQA questions JSON (e.g. testdev_balanced_questions.json)."""
-    questions = read_json(questions_file)
-    if not isinstance(questions, dict):
-        raise ValueError(f"{questions_file}: expected a JSON object keyed by question id")
+    """Score a LLaVA-format answers JSONL against GQA questions: a questions JSON keyed by id (e.g.
+    testdev_balanced_questions.json), or that mapping itself (e.g. from hf_sets.GqaDataset.questions)."""
+    if isinstance(questions_file, dict):
+        questions = questions_file
+    else:
+        questions = read_json(questions_file)
+        if not isinstance(questions, dict):
+            raise ValueError(f"{questions_file}: expected a JSON object keyed by question id")
     predictions = load_gqa_predictions(answers_file, questions)
     choices = read_json(choices_file) if choices_file else None
     scenes = read_json(scenes_file) if scenes_file else None

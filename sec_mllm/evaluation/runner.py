@@ -69,18 +69,24 @@ def load_questions(question_file: str, transform: Callable[[dict], dict] | None 
     return rows
 
 
-class QuestionImages(Dataset):
-    """Loads each question's image (RGB) from ``image_folder``; a missing file names the question."""
+ImageSource = Callable[[dict[str, Any]], Image.Image]  # question row -> RGB image (e.g. hf_sets.EmbeddedImages)
 
-    def __init__(self, rows: list[dict[str, Any]], image_folder: str) -> None:
-        self.rows, self.folder = rows, Path(image_folder)
+
+class QuestionImages(Dataset):
+    """Loads each question's image (RGB) from ``images``: a folder (a missing file names the question), or a
+    callable taking the question row."""
+
+    def __init__(self, rows: list[dict[str, Any]], images: str | ImageSource) -> None:
+        self.rows, self.images = rows, images
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[dict[str, Any], Image.Image]:
         row = self.rows[i]
-        path = self.folder / row["image"]
+        if callable(self.images):
+            return row, self.images(row)
+        path = Path(self.images) / row["image"]
         try:
             with Image.open(path) as im:
                 return row, im.convert("RGB")
@@ -133,11 +139,13 @@ def generate_answers(
     model: torch.nn.Module,
     processor: Any,
     rows: list[dict[str, Any]],
-    image_folder: str,
+    image_folder: str | ImageSource,
     answers_file: str,
     settings: InferenceSettings,
 ) -> Path:
-    """Answer ``rows`` into ``answers_file`` (sharded across ranks, resumable). Returns the merged file."""
+    """Answer ``rows`` into ``answers_file`` (sharded across ranks, resumable). Returns the merged file.
+
+    ``image_folder``: the folder the rows' ``image`` paths are relative to, or a callable row -> image."""
     rank, world = dist_info()
     final = Path(answers_file)
     final.parent.mkdir(parents=True, exist_ok=True)

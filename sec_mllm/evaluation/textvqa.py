@@ -151,17 +151,24 @@ def find_annotation(rec: dict[str, Any], by_id: dict, by_key: dict, where: str) 
     return by_key[key]
 
 
-def score_textvqa(answers_file: str, annotation_file: str, allow_missing: bool = False) -> dict[str, Any]:
-    """Score a LLaVA-format answers JSONL against TextVQA_0.5.1_val.json.
+def score_textvqa(
+    answers_file: str, annotation_file: str | list[dict[str, Any]], allow_missing: bool = False
+) -> dict[str, Any]:
+    """Score a LLaVA-format answers JSONL against TextVQA_0.5.1_val.json (or its ``data`` list itself, e.g.
+    from hf_sets.TextVqaDataset.annotations).
 
     Each answer line is matched by ``textvqa_question_id`` when present, else by (``question_id`` = image
     id, question from ``prompt``). Unknown or duplicate answers raise naming the line; every annotated
     question must be answered unless ``allow_missing``.
     """
-    data = read_json(annotation_file)
-    if not isinstance(data, dict) or "data" not in data:
-        raise ValueError(f"{annotation_file}: expected a TextVQA file with a top-level 'data' list")
-    by_id, by_key = index_annotations(data["data"])
+    if isinstance(annotation_file, list):
+        items = annotation_file
+    else:
+        data = read_json(annotation_file)
+        if not isinstance(data, dict) or "data" not in data:
+            raise ValueError(f"{annotation_file}: expected a TextVQA file with a top-level 'data' list")
+        items = data["data"]
+    by_id, by_key = index_annotations(items)
     scores: dict[Any, float] = {}
     for lineno, rec in iter_jsonl(answers_file):
         where = f"{answers_file}:{lineno}"

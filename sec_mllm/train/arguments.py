@@ -4,7 +4,8 @@ Every argument LLaVA-1.5's scripts/v1_5 pretrain.sh, finetune.sh and finetune_lo
 with LLaVA's meaning (``--mm_projector_type`` is the connector), including transformers 4 spellings
 that transformers 5 renamed (``--evaluation_strategy``, ``--warmup_ratio``). This project's own: ``--projector_type``,
 ``--num_visual_tokens``, the ``--sec_*`` options, ``--projector_config`` (JSON), ``--skip_bad_samples``,
-``--tokenizer_name_or_path``. LLaVA options this project does not implement are refused with a message.
+``--tokenizer_name_or_path``, ``--data_storage`` and ``--data_cache_dir`` (data/llava_arrow.py). LLaVA options
+this project does not implement are refused with a message.
 ``--deepspeed`` takes a file or the name of a config shipped with the package (``zero2``, ``zero3``,
 ``zero3_offload``), so the LLaVA-style ``configs/deepspeed/zero3.json`` works outside a checkout too.
 How the model arguments become a model is ``assemble.py``'s job.
@@ -85,6 +86,16 @@ class DataArguments:
     is_multimodal: bool = field(default=True)
     skip_bad_samples: bool = field(
         default=False, metadata={"help": "log, skip and count bad samples instead of failing"}
+    )
+    data_storage: str = field(
+        default="arrow",
+        metadata={
+            "help": "arrow: one memory-mapped Arrow copy of --data_path shared by all ranks; list: LLaVA's",
+            "choices": ["arrow", "list"],
+        },
+    )
+    data_cache_dir: str | None = field(
+        default=None, metadata={"help": "folder for the Arrow copy of --data_path (default: beside the file)"}
     )
 
 

@@ -117,6 +117,8 @@ def main(stage: int, argv: list[str] | None = None) -> None:
         data_args.image_folder,
         max_length=args.model_max_length,
         skip_bad_samples=data_args.skip_bad_samples,
+        storage=data_args.data_storage,
+        cache_dir=data_args.data_cache_dir,
     )
     if args.process_index == 0:  # folders a killed run left behind
         for leftover in (STAGING_DIR, OUTPUT_STAGING_DIR):

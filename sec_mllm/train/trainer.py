@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from transformers import Trainer
@@ -27,7 +28,7 @@ from .stages import component_of
 
 
 class SecMllmTrainer(Trainer):
-    def __init__(self, *args, modality_lengths: list[int] | None = None, **kwargs) -> None:
+    def __init__(self, *args, modality_lengths: Sequence[int] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.modality_lengths = modality_lengths
         self.writing_checkpoint = False
