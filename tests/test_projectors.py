@@ -16,6 +16,7 @@ CONTRACT_CASES = {
         {"num_tokens": 10, "grouping": "interleave", "order": "position", "heads": 2, "position_embedding": False},
         {"num_tokens": 16, "reduction": "mean", "key_projection": False},
         {"num_tokens": 7, "order": "position", "heads": 4},
+        {"num_tokens": 16, "preset": "training_free"},
     ],
     "identity": [{}],
     "avgpool": [{"num_tokens": 16}, {"num_tokens": 9}],
@@ -141,6 +142,14 @@ def test_registry_rejects_unknown_and_duplicate_names():
         ("sec", {"grouping": "random"}, 64, "grouping='random' is not one of"),
         ("sec", {"heads": 3}, 64, "heads=3 must"),
         ("sec", {"reduction": "mean"}, 64, "key_projection=True needs reduction='attn'"),
+        ("sec", {"preset": "fast"}, 64, "preset='fast' is not one of"),
+        (
+            "sec",
+            {"preset": "training_free", "reduction": "attn"},
+            64,
+            "sets reduction='mean'.*explicit reduction='attn'",
+        ),
+        ("sec", {"preset": "training_free", "key_projection": True}, 64, "sets key_projection=False.*explicit"),
     ],
 )
 def test_bad_projector_values_raise(name, config, n, match):
@@ -173,3 +182,19 @@ def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, 
     general = proj._reduce_scatter(keys, values, cluster, 16, raster, 8)
     for a, b in zip(fast, general):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_training_free_preset_has_no_parameters_and_keeps_patches_at_k_equal_n():
+    proj = build_projector("sec", {"num_tokens": N, "preset": "training_free"}, D)
+    assert not list(proj.parameters())
+    assert (proj.config.key_projection, proj.config.reduction, proj.config.position_embedding, proj.config.order) == (
+        False,
+        "mean",
+        False,
+        "position",
+    )
+    x = torch.randn(2, N, D)
+    assert torch.equal(proj(x).tokens, x)  # each cluster one patch, raster order
+    # explicit options that agree with the preset, and options it leaves free, are accepted
+    same = build_projector("sec", {"num_tokens": 8, "preset": "training_free", "reduction": "mean", "heads": 2}, D)
+    assert same.config.heads == 2 and not list(same.parameters())
