@@ -9,37 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from sec_mllm import from_llava_pretrained, llava_to_sec_mllm
-from sec_mllm.builder import default_image_processor
 from sec_mllm.convert_llava import UntrainedProjectorWarning
-from sec_mllm.tiny import tiny_clip_vision_config, tiny_llama_config
+from sec_mllm.tiny import tiny_llama_config, write_tiny_llava_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def llava_dir(tmp_path, tokenizer):
-    torch.manual_seed(0)
-    vision = tiny_clip_vision_config()
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=tiny_llama_config(vocab_size=len(tokenizer)),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=16,
-        vision_feature_layer=-2,
-    )
-    LlavaForConditionalGeneration(config).save_pretrained(tmp_path / "llava")
-    processor = LlavaProcessor(
-        image_processor=default_image_processor(vision),
-        tokenizer=tokenizer,
-        patch_size=vision.patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS, as llava-hf checkpoints set it
-    )
-    processor.save_pretrained(tmp_path / "llava")
-    return tmp_path / "llava"
+    return Path(write_tiny_llava_checkpoint(str(tmp_path / "llava"), tokenizer))
 
 
 def test_identity_reproduces_llava_logits(llava_dir, images):
