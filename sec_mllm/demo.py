@@ -10,7 +10,7 @@ tokens, the clusters drawn over the image (``sec_mllm.visualize``: each patch ti
 that gathers it), and, side by side for K and for all N tokens (the same model with the ``identity``
 projector, i.e. no compression), the number of visual tokens, the time to first token and the answer.
 Time to first token = preprocessing + vision tower + projector + prefill + the first generated token
-(``generate`` with ``max_new_tokens=1``), the median of 3 runs, K and N interleaved.
+(``generate`` with ``max_new_tokens=1``), the median of 5 runs, K and N interleaved.
 
 K is changed on the one loaded model (``loading.set_num_tokens`` / ``projector_swapped``: the projector's
 learned weights do not depend on K), so the language model is held once. A projector without K
@@ -34,7 +34,6 @@ import contextlib
 import os
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ CHECKPOINT_FILES = (  # what a quick-start model folder needs to load with the i
     "tokenizer_config.json",
     "chat_template.jinja",
 )
-TIMING_RUNS = 3
+TIMING_RUNS = 5
 
 
 class DemoInputError(ValueError):
@@ -73,7 +72,8 @@ def read_image(path: str | None) -> Image.Image:
         with Image.open(path) as image:
             return image.convert("RGB")  # decodes every pixel: a truncated file fails here, not later
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DemoInputError(f"cannot read {Path(path).name} as an image: {err}") from None
+        name = Path(path).name  # the server-side path of an upload means nothing to the person
+        raise DemoInputError(f"cannot read {name} as an image: {str(err).replace(str(path), name)}") from None
 
 
 class DemoSession:
@@ -168,15 +168,31 @@ def table_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def build_page(session: DemoSession, example: dict[str, str] | None = None):
-    """The gradio Blocks of the page (gradio imported here, analytics off)."""
+    """The gradio Blocks of the page (gradio imported here, analytics off).
+
+    The image arrives as a file (``gr.File``) and is decoded by :func:`read_image`, not by gradio's image
+    component, so that an unreadable file gets this page's one-line message; a preview shows what was read.
+    Each question first clears the previous outputs, so an error never leaves an older answer on display.
+    """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
+
+    def refuse(err: DemoInputError):
+        return gr.Error(str(err), print_exception=False)
+
+    def on_upload(image_path):
+        if not image_path:
+            return None
+        try:
+            return read_image(image_path)
+        except DemoInputError as err:
+            raise refuse(err) from None
 
     def on_ask(image_path, question, k):
         try:
             result = session.ask(image_path, question, k)
         except DemoInputError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise refuse(err) from None
         return result["answer"], result["picture"], table_markdown(result["rows"])
 
     with gr.Blocks(analytics_enabled=False, title="SEC-MLLM demo") as page:
@@ -187,7 +203,8 @@ def build_page(session: DemoSession, example: dict[str, str] | None = None):
         )
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", label="Image", elem_id="image")
+                image = gr.File(label="Image file", file_types=["image"], type="filepath", elem_id="image")
+                preview = gr.Image(label="Image", interactive=False, type="pil", elem_id="preview", height=240)
                 question = gr.Textbox(label="Question", elem_id="question")
                 k = gr.Slider(
                     1,
@@ -210,9 +227,14 @@ def build_page(session: DemoSession, example: dict[str, str] | None = None):
                 table = gr.Markdown(elem_id="table")
         if example:
             gr.Examples(
-                [[example["image"], example["question"], session.default_k]], [image, question, k], label="Example"
+                [[example["image"], example["question"], session.default_k]],
+                [image, question, k],
+                label="Example",
+                elem_id="example",
             )
-        ask.click(on_ask, [image, question, k], [answer, picture, table])
+        image.change(on_upload, image, preview)
+        outputs = [answer, picture, table]
+        ask.click(lambda: (None, None, ""), None, outputs).then(on_ask, [image, question, k], outputs)
     return page
 
 
@@ -223,7 +245,13 @@ def load_example() -> dict[str, str] | None:
     return {**example, "image": str(DEMO_ASSETS / example["image"])}
 
 
-def make_assets(quickstart_out: str, command: str) -> None:
+def _without_name_or_path(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_name_or_path(v) for k, v in value.items() if k != "_name_or_path"}
+    return [_without_name_or_path(v) for v in value] if isinstance(value, list) else value
+
+
+def make_assets(quickstart_out: str) -> None:
     """Copy the ``sec`` model and one Shapes-GQA test question of a quick-start output into DEMO_ASSETS."""
     run = Path(quickstart_out)
     source = run / "sec" / "stage2"
@@ -239,17 +267,21 @@ def make_assets(quickstart_out: str, command: str) -> None:
     (staging / "checkpoint").mkdir(parents=True)
     for name in CHECKPOINT_FILES:
         shutil.copy2(source / name, staging / "checkpoint" / name)
+    # the folders the quick start built from are paths of that machine: not worth shipping
+    config = read_json(source / "config.json")
+    write_json_atomic(staging / "checkpoint" / "config.json", _without_name_or_path(config))
     image = f"example_{q['imageId']}.jpg"
     shutil.copy2(run / "data" / "gqa" / "data" / "images" / f"{q['imageId']}.jpg", staging / image)
     write_json_atomic(
         staging / "example.json",
         {"image": image, "question": q["question"], "answer": q["answer"], "question_id": qid},
     )
+    run_config = {k: v for k, v in (results.get("config") or {}).items() if k != "out"}  # no machine path
     write_json_atomic(
         staging / "provenance.json",
         {
-            "command": command,
-            "quickstart_config": results.get("config"),
+            "made_by": "python -m sec_mllm.quickstart [--reduced] --out QS; python -m sec_mllm.demo --make-assets QS",
+            "quickstart_config": run_config,
             "quickstart_accuracy": {b: {m: s["accuracy"] for m, s in results[b].items()} for b in ("gqa", "textvqa")},
         },
     )
@@ -274,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--make-assets", metavar="QUICKSTART_OUT", help="refresh the embedded checkpoint and exit")
     args = parser.parse_args(argv)
     if args.make_assets:
-        make_assets(args.make_assets, "python -m sec_mllm.demo " + " ".join(sys.argv[1:] if argv is None else argv))
+        make_assets(args.make_assets)
         return
     path = args.model_path or str(DEMO_CHECKPOINT)
     device = "cuda" if torch.cuda.is_available() else "cpu"
