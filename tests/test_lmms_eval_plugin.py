@@ -3,6 +3,14 @@ and the one-line refusals (no checkpoint, K outside 1..N, unreadable image)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import string
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import require_extra
@@ -14,8 +22,10 @@ from sec_mllm.tiny import tiny_llama_config
 require_extra("lmms_eval")
 from lmms_eval.api.instance import Instance  # noqa: E402
 
+from sec_mllm.demo import DEMO_CHECKPOINT  # noqa: E402
 from sec_mllm.lmms_eval_plugin import MANIFEST, SecMllmLmms  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 TASK, SPLIT = "toy", "test"
 
 
@@ -115,3 +125,139 @@ def test_bad_checkpoint_k_and_image_stop_with_one_line(checkpoint, images, tmp_p
     request = Instance("generate_until", args, idx=0, metadata={"task": TASK, "doc_id": 1, "repeats": 1})
     with pytest.raises(SystemExit, match=f"task '{TASK}', split '{SPLIT}', doc 1: cannot read its image"):
         lm.generate_until([request])
+
+
+# -- through lmms-eval's own command line, on local tasks over the synthetic benchmark ---------------------------
+
+
+def lmms_eval_cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "HF_HOME": str(home),  # the json builder's cache, kept out of the user's
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "disabled",
+    }
+    command = [str(Path(sys.executable).with_name("lmms-eval")), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=home)
+
+
+@pytest.fixture(scope="module")
+def local_tasks(tmp_path_factory):
+    from sec_mllm.experiments.synthetic import write_gqa_test, write_textvqa_test
+    from sec_mllm.lmms_eval_tasks import write_tasks
+
+    root = tmp_path_factory.mktemp("lmms")
+    write_gqa_test(root, 24, seed=1)
+    write_textvqa_test(root, 16, seed=1)
+    gqa = (str(root / "gqa" / "data" / "testdev_balanced_questions.json"), str(root / "gqa" / "data" / "images"))
+    textvqa = (str(root / "textvqa" / "TextVQA_0.5.1_val.json"), str(root / "textvqa" / "train_images"))
+    assert write_tasks(str(root / "tasks"), gqa, textvqa) == ["gqa_local", "textvqa_val_local"]
+    shutil.copytree(DEMO_CHECKPOINT, root / "models" / "quickstart")
+    return root
+
+
+def lmms_gqa_match(prediction: str, target: str) -> bool:
+    """lmms-eval's GQA protocol: exact_match with ignore_case and ignore_punctuation, after strip()."""
+    table = str.maketrans("", "", string.punctuation)
+    return prediction.strip().lower().translate(table) == target.lower().translate(table)
+
+
+def llava_gqa_match(prediction: str, target: str) -> bool:
+    """LLaVA's GQA protocol (scripts/convert_gqa_for_eval.py + eval.py): rstrip('.'), lower, ==."""
+    return prediction.rstrip(".").lower() == target
+
+
+@pytest.mark.slow
+def test_lmms_eval_cli_scores_local_gqa_and_textvqa_like_eval_scripts(local_tasks):
+    root = local_tasks
+    result = lmms_eval_cli(
+        [
+            "--model", "sec_mllm",
+            "--model_args", f"pretrained={root / 'models' / 'quickstart'},conv_template=chat_template",
+            "--tasks", "gqa_local,textvqa_val_local",
+            "--include_path", str(root / "tasks"),
+            "--batch_size", "8",
+            "--output_path", str(root / "logs"),
+            "--log_samples",
+        ],
+        root,
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "gqa_local" in result.stdout and "textvqa_val_local" in result.stdout
+    (results_file,) = (root / "logs" / "models__quickstart").glob("*_results.json")
+    scores = json.loads(results_file.read_text())["results"]
+
+    # GQA: the same answers under both protocols
+    (samples,) = (root / "logs" / "models__quickstart").glob("*_samples_gqa_local.jsonl")
+    answers = root / "gqa_answers.jsonl"
+    convert = [sys.executable, "-m", "sec_mllm.lmms_eval_tasks", "answers", "--samples", str(samples)]
+    subprocess.run(
+        convert + ["--task-data", str(root / "tasks" / "gqa_local.jsonl"), "--out", str(answers)], check=True
+    )
+    questions = root / "gqa" / "data" / "testdev_balanced_questions.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "gqa.py"), "--answers-file", str(answers), "--questions", str(questions)],
+        check=True,
+        capture_output=True,
+    )
+    llava = json.loads(Path(f"{answers}.scores.json").read_text())["accuracy"]
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    truth = json.loads(questions.read_text())
+    assert len(rows) == len(truth) == 24
+    lmms_protocol = 100 * sum(lmms_gqa_match(r["text"], truth[r["question_id"]]["answer"]) for r in rows) / len(rows)
+    llava_protocol = 100 * sum(llava_gqa_match(r["text"], truth[r["question_id"]]["answer"]) for r in rows) / len(rows)
+    assert 100 * scores["gqa_local"]["exact_match,none"] == pytest.approx(lmms_protocol)  # lmms-eval's number
+    assert llava == pytest.approx(llava_protocol)  # eval/gqa.py's number (all synthetic questions are balanced)
+
+    # TextVQA: lmms-eval and eval/textvqa.py share the EvalAI normalisation and the VQA accuracy
+    (samples,) = (root / "logs" / "models__quickstart").glob("*_samples_textvqa_val_local.jsonl")
+    answers = root / "textvqa_answers.jsonl"
+    subprocess.run(
+        convert[:-1]
+        + [str(samples), "--task-data", str(root / "tasks" / "textvqa_val_local.jsonl"), "--out", str(answers)],
+        check=True,
+    )
+    annotations = root / "textvqa" / "TextVQA_0.5.1_val.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "eval" / "textvqa.py"),
+            "--answers-file",
+            str(answers),
+            "--annotation-file",
+            str(annotations),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    textvqa = json.loads(Path(f"{answers}.scores.json").read_text())
+    assert textvqa["num_questions"] == 16 and textvqa["num_missing"] == 0
+    assert 100 * scores["textvqa_val_local"]["exact_match,none"] == pytest.approx(textvqa["accuracy"])
+
+
+@pytest.mark.slow
+def test_lmms_eval_cli_stops_on_an_unreadable_image_with_one_line_and_no_results(local_tasks):
+    root = local_tasks
+    tasks = root / "tasks_broken"
+    shutil.copytree(root / "tasks", tasks)
+    rows = [json.loads(line) for line in (tasks / "gqa_local.jsonl").read_text().splitlines()]
+    broken = root / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    rows[3]["image"] = str(broken)
+    (tasks / "gqa_local.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = lmms_eval_cli(
+        [
+            "--model", "sec_mllm",
+            "--model_args", f"pretrained={root / 'models' / 'quickstart'}",
+            "--tasks", "gqa_local",
+            "--include_path", str(tasks),
+            "--output_path", str(root / "logs_broken"),
+        ],
+        root,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "sec_mllm: task 'gqa_local', split 'testdev', doc 3: cannot read its image" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list((root / "logs_broken").rglob("*_results.json"))
