@@ -1,10 +1,19 @@
 """`sec` projector: Semantic Equitable Clustering of vision tokens, one pass, equal cluster sizes.
 
 What follows the paper (Fan et al., "Semantic Equitable Clustering", arXiv 2405.13337, and its official
-backbone code): keys ``k_i`` (a learned linear map of the tokens); a global token ``g = mean_i k_i``
-per image (per head when ``heads > 1``); a score ``s_i = cos(k_i, g)``; a stable sort of the scores;
-the sorted sequence cut into equal contiguous chunks (``grouping="band"``). One pass, no iterations,
-equal sizes by construction, O(N*d + N log N). The assignment is non-differentiable.
+backbone code, SecViT): keys ``k_i`` (a learned linear map of the tokens); a global token
+``g = mean_i k_i`` per image (per head when ``heads > 1``); a score ``s_i = cos(k_i, g)``; a sort of the
+scores; the sorted sequence cut into equal contiguous chunks (``grouping="band"``). One pass, no
+iterations, equal sizes by construction, O(N*d + N log N). The assignment is non-differentiable.
+``key_rope=True`` rotates the keys with a 2-D rotary position encoding before the cosine, as the
+official backbone does (it rotates its queries and keys by RoPE before sorting), so position shapes the
+ordering; without it the ordering depends on content only, which is this project's default.
+
+Sort direction and ties, against the official code: SecViT sorts with ``torch.argsort`` ascending (its
+first chunk holds the tokens *least* similar to ``g``) with no tie rule. Here the sort is descending and
+stable: rank 0 is the token most similar to ``g`` and equal scores keep raster order, so the result is
+deterministic on every device. The band clusters are the same sets in reverse order (our cluster ``j`` is
+its chunk ``K - 1 - j``) except where equal scores straddle a chunk boundary.
 
 What is this project's choice (the paper's MLLM connector is not public):
 
@@ -24,6 +33,12 @@ What is this project's choice (the paper's MLLM connector is not public):
   sorts clusters by the mean raster index of their members (averaged over heads).
 * ``position_embedding=True`` adds a learned linear map of Fourier features of each cluster's mean
   (row, col) on the patch grid, so the language model can tell where a cluster lies.
+* ``key_rope=True``: the official RoPE (per head, the first half of the channels rotated by the row
+  index, the second half by the column index, adjacent channel pairs rotated together, angles
+  ``10000 ** -linspace(0, 1, dh / 4)``) is applied to the keys for the scores only; the ``attn``
+  reduction reads the unrotated keys, because its query is a cluster summary, not a token with a
+  position (the backbone rotates both sides of a token-to-token attention). Needs a square grid and a
+  head width divisible by 4.
 
 Defaults (band, attn, score order, one head, learned ``W_k``, position embedding) were kept after the
 accuracy benchmark (scripts/benchmark_accuracy.py): no variant led them by more than the seed noise.
@@ -32,14 +47,15 @@ Presets (``preset=...``) fix several options at once; an explicit option that di
 raises, and the stored config keeps the preset's name, so a saved model resolves the same way on reload.
 
 * ``"training_free"``: no learned parameter at all, for a checkpoint whose connector was trained on raw
-  patch features (e.g. LLaVA-1.5's ``mlp2x_gelu``): ``key_projection=False`` (cluster on the tower's
-  features), ``reduction="mean"``, ``position_embedding=False``, ``order="position"``. Mean, rather than a
-  similarity-weighted average, because the connector only ever saw single patch features: an average of
-  patches stays inside the span of that input distribution, adds no temperature to tune, and at K = N
-  returns each patch unchanged; band members are those whose cosine to the global token is close
-  (similar, though not identical, directions), so their mean does not wash out as a mean of arbitrary
-  patches would. Position order keeps the clusters in raster order of their members, as LLaVA's patches
-  are; with K = N every cluster is one patch and the model reproduces LLaVA's logits.
+  patch features (e.g. LLaVA-1.5's ``mlp2x_gelu``): ``key_projection=False`` and ``key_rope=False``
+  (cluster on the tower's features as they are), ``reduction="mean"``, ``position_embedding=False``,
+  ``order="position"``. Mean, rather than a similarity-weighted average, because the connector only ever
+  saw single patch features: an average of patches stays inside the span of that input distribution,
+  adds no temperature to tune, and at K = N returns each patch unchanged; band members are those whose
+  cosine to the global token is close (similar, though not identical, directions), so their mean does not
+  wash out as a mean of arbitrary patches would. Position order keeps the clusters in raster order of
+  their members, as LLaVA's patches are; with K = N every cluster is one patch and the model reproduces
+  LLaVA's logits.
 
 ``aux``: ``assignment`` ``[B, N]`` (output token index per input token), ``assignment_per_head``
 ``[B, H, N]``, ``scores`` ``[B, H, N]`` (the cosine scores, detached).
@@ -62,9 +78,21 @@ NUM_FREQUENCIES = 4
 
 
 # Options a preset may fix; None in SecConfig means "not given" and resolves to DEFAULTS.
-DEFAULTS = {"reduction": "attn", "order": "score", "key_projection": True, "position_embedding": True}
+DEFAULTS = {
+    "reduction": "attn",
+    "order": "score",
+    "key_projection": True,
+    "key_rope": False,
+    "position_embedding": True,
+}
 PRESETS = {
-    "training_free": {"key_projection": False, "reduction": "mean", "position_embedding": False, "order": "position"},
+    "training_free": {
+        "key_projection": False,
+        "key_rope": False,
+        "reduction": "mean",
+        "position_embedding": False,
+        "order": "position",
+    },
 }
 
 
@@ -76,6 +104,7 @@ class SecConfig:
     order: str | None = None  # "score" (default) | "position"
     heads: int = 1
     key_projection: bool | None = None  # learned W_k (default), or cluster on the raw features
+    key_rope: bool | None = None  # 2-D rotary position encoding of the keys before the cosine (official SecViT); off
     position_embedding: bool | None = None  # default True
     preset: str | None = None  # a name in PRESETS
 
@@ -118,6 +147,24 @@ def global_cosine(keys: torch.Tensor) -> torch.Tensor:
     dots = torch.matmul(keys, glob.transpose(-1, -2)).squeeze(-1)  # [..., N]
     norms = torch.linalg.vector_norm(keys, dim=-1) * torch.linalg.vector_norm(glob, dim=-1)  # [..., N]
     return dots / norms.clamp_min(1e-8)
+
+
+def rope_2d(keys: torch.Tensor, side: int) -> torch.Tensor:
+    """SecViT's 2-D rotary encoding of ``keys`` ``[..., N, d]`` on a ``side`` x ``side`` raster grid.
+
+    Channels ``[0, d/2)`` are rotated by the row index and ``[d/2, d)`` by the column index; pairs of
+    adjacent channels ``(2i, 2i+1)`` rotate together by ``index * angle_i`` with angles
+    ``10000 ** -linspace(0, 1, d / 4)``, each used by two pairs as in the official code.
+    """
+    n, d = keys.shape[-2], keys.shape[-1]
+    angle = (1.0 / 10000 ** torch.linspace(0, 1, d // 4, device=keys.device)).repeat_interleave(2)  # [d/2]
+    raster = torch.arange(n, device=keys.device)
+    rows, cols = (raster // side).float(), (raster % side).float()  # [N]
+    theta = torch.cat([rows[:, None] * angle, cols[:, None] * angle], dim=-1)  # [N, d]: one angle per channel
+    sin, cos = theta.sin().to(keys.dtype), theta.cos().to(keys.dtype)
+    pairs = keys.unflatten(-1, (d // 2, 2))  # [..., N, d/2, 2]
+    rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)  # [..., N, d]: (-x2, x1) per pair
+    return keys * cos + rotated * sin
 
 
 def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -165,6 +212,11 @@ class SecProjector(Projector):
             )
         if config.num_tokens < 1:
             raise ValueError(f"sec projector: num_tokens must be >= 1, got {config.num_tokens}")
+        if config.key_rope and (in_dim // config.heads) % 4:
+            raise ValueError(
+                f"sec projector: key_rope needs a head width divisible by 4, got {in_dim // config.heads} "
+                f"(width {in_dim}, heads={config.heads})"
+            )
         self.key = nn.Linear(in_dim, in_dim, bias=False) if config.key_projection else None
         self.query = nn.Linear(in_dim, in_dim, bias=False) if config.reduction == "attn" else None
         self.pos_embed = nn.Linear(4 * NUM_FREQUENCIES, in_dim) if config.position_embedding else None
@@ -172,6 +224,8 @@ class SecProjector(Projector):
     def num_output_tokens(self, num_input_tokens: int) -> int:
         if self.config.position_embedding:
             grid_side(num_input_tokens, "sec position_embedding input token count")
+        if self.config.key_rope:
+            grid_side(num_input_tokens, "sec key_rope input token count")
         return check_num_tokens(self.config.num_tokens, num_input_tokens, self.name)
 
     def forward(self, x: torch.Tensor) -> ProjectorOutput:  # x: [B, N, D]
@@ -185,7 +239,10 @@ class SecProjector(Projector):
         values = x.view(b, n, h, dh).transpose(1, 2)  # [B, H, N, dh]
 
         with torch.no_grad():
-            scores = global_cosine(keys.float())  # [B, H, N]
+            scoring = keys.float()
+            if self.config.key_rope:
+                scoring = rope_2d(scoring, grid_side(n, "sec key_rope input token count"))  # [B, H, N, dh]
+            scores = global_cosine(scoring)  # [B, H, N]
             cluster, order = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N] each
         raster = torch.arange(n, device=x.device)  # [N]
         side = grid_side(n, "sec position_embedding input token count") if self.pos_embed is not None else None

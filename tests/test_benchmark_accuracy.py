@@ -15,6 +15,7 @@ from sec_mllm.experiments.accuracy import (
     AccuracyConfig,
     RunKey,
     aggregate,
+    check_grid,
     find_variants,
     grid,
     markdown,
@@ -39,6 +40,23 @@ def test_grid_covers_every_registered_projector_at_two_budgets_seed_major():
     assert len({k.name for k in keys}) == len(keys)
     with pytest.raises(ValueError, match="unknown variant"):
         find_variants(["sec", "nope"])
+
+
+def test_budgets_the_projectors_cannot_build_stop_before_any_run():
+    check_grid(VARIANTS, (16, 4))
+    with pytest.raises(ValueError, match=r"'sec' at K=100 \(N=64\).*allowed: 1 <= num_tokens <= 64"):
+        check_grid(find_variants(["sec"]), (100,))
+    with pytest.raises(ValueError, match="'avgpool' at K=8.*perfect square"):
+        check_grid(find_variants(["avgpool"]), (8,))
+    result = subprocess.run(
+        [sys.executable, "-m", "sec_mllm.experiments.accuracy", "--out", "unused", "--budgets", "16", "65"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        result.returncode == 2 and "K=65 (N=64)" in result.stderr and "allowed: 1 <= num_tokens <= 64" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])

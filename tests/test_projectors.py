@@ -150,6 +150,7 @@ def test_registry_rejects_unknown_and_duplicate_names():
             "sets reduction='mean'.*explicit reduction='attn'",
         ),
         ("sec", {"preset": "training_free", "key_projection": True}, 64, "sets key_projection=False.*explicit"),
+        ("sec", {"preset": "training_free", "key_rope": True}, 64, "sets key_rope=False.*explicit key_rope=True"),
     ],
 )
 def test_bad_projector_values_raise(name, config, n, match):
@@ -184,10 +185,52 @@ def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, 
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_rope_2d_rotates_by_row_then_column_and_keeps_relative_angles():
+    from sec_mllm.projector_sec import rope_2d
+
+    side, d = 4, 8
+    x = torch.randn(d).expand(side * side, d)  # the same key at every position
+    rotated = rope_2d(x, side)  # [N, d]
+    torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))  # a rotation
+    torch.testing.assert_close(rotated[0], x[0])  # position (0, 0) is not rotated
+    row, col = torch.arange(side * side) // side, torch.arange(side * side) % side
+    same_row = rotated[row == 2]
+    assert torch.allclose(same_row[:, : d // 2], same_row[:1, : d // 2].expand_as(same_row[:, : d // 2]))
+    same_col = rotated[col == 1]
+    assert torch.allclose(same_col[:, d // 2 :], same_col[:1, d // 2 :].expand_as(same_col[:, d // 2 :]))
+    # RoPE's hallmark: the dot product of two rotated keys depends only on their offset
+    a, b = torch.randn(d), torch.randn(d)
+    ra, rb = rope_2d(a.expand(side * side, d), side), rope_2d(b.expand(side * side, d), side)
+    torch.testing.assert_close(ra[0] @ rb[5], ra[10] @ rb[15])  # (0,0)-(1,1) and (2,2)-(3,3)
+
+
+def test_sec_key_rope_lets_position_shape_the_ordering():
+    x = torch.randn(1, 1, 8).expand(1, 16, 8)  # identical content: without position every score ties
+    content_only = build_projector(
+        "sec", {"num_tokens": 4, "key_projection": False, "reduction": "mean", "position_embedding": False}, 8
+    ).eval()
+    with_rope = build_projector(
+        "sec",
+        {"num_tokens": 4, "key_projection": False, "reduction": "mean", "position_embedding": False, "key_rope": True},
+        8,
+    ).eval()
+    raster_bands = (torch.arange(16) // 4).unsqueeze(0)
+    assert torch.equal(content_only(x).aux["assignment"], raster_bands)  # ties keep raster order
+    assignment = with_rope(x).aux["assignment"]
+    assert not torch.equal(assignment, raster_bands)
+    assert torch.bincount(assignment[0], minlength=4).tolist() == [4, 4, 4, 4]
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build_projector("sec", {"num_tokens": 4, "key_rope": True, "heads": 4}, 8)
+    with pytest.raises(ValueError, match="perfect square"):
+        with_rope.num_output_tokens(15)
+
+
 def test_training_free_preset_has_no_parameters_and_keeps_patches_at_k_equal_n():
     proj = build_projector("sec", {"num_tokens": N, "preset": "training_free"}, D)
     assert not list(proj.parameters())
-    assert (proj.config.key_projection, proj.config.reduction, proj.config.position_embedding, proj.config.order) == (
+    config = proj.config
+    assert (config.key_projection, config.key_rope, config.reduction, config.position_embedding, config.order) == (
+        False,
         False,
         "mean",
         False,

@@ -1,13 +1,17 @@
-"""Cluster pictures (the reduced quick start itself runs from an installed wheel in test_layout.py)."""
+"""The quick start's pipeline gives the same numbers for the same command; cluster pictures. (The reduced quick
+start itself runs from an installed wheel in test_layout.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from sec_mllm.experiments.quickstart import QuickstartConfig, build_base, summarize, train_and_eval
+from sec_mllm.experiments.synthetic import generate
 from sec_mllm.visualize import draw_clusters, palette
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +27,27 @@ def test_cluster_picture_colours_each_patch_by_its_cluster():
     assert right.getpixel((1, 38)) == colors[2] and right.getpixel((38, 38)) == colors[3]
     with pytest.raises(ValueError, match="square patch grid, got 5"):
         draw_clusters(image, torch.zeros(5, dtype=torch.long), 1)
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_gives_the_same_numbers(tmp_path):
+    """Two runs of stage 1 + stage 2 (DeepSpeed, 2 CPU ranks) + evaluation with one seed: the same weights and
+    the same answers. --seed must seed the projector and connector, which are built before the Trainer seeds."""
+    cfg = QuickstartConfig.reduced(str(tmp_path))
+    cfg.ranks = 2
+    data, base = tmp_path / "data", tmp_path / "base"
+    generate(str(data), cfg.sizes, cfg.seed)
+    build_base(cfg, data, base)
+    flags = ["--projector_type", "sec", "--num_visual_tokens", "16"]
+    for name in ("first", "second"):
+        train_and_eval(cfg, name, flags, data, base, tmp_path, seed=3)
+    first = torch.load(tmp_path / "first" / "stage1" / "mm_projector.bin", weights_only=True)
+    second = torch.load(tmp_path / "second" / "stage1" / "mm_projector.bin", weights_only=True)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    for answers in ("gqa.jsonl", "textvqa.jsonl"):
+        texts = [
+            [json.loads(line)["text"] for line in (tmp_path / run / answers).read_text().splitlines()]
+            for run in ("first", "second")
+        ]
+        assert texts[0] == texts[1]
+    assert summarize(tmp_path / "first", data) == summarize(tmp_path / "second", data)

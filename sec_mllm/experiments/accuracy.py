@@ -34,15 +34,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
 from tqdm import tqdm
 
 from ..files import read_json, write_json_atomic, write_text_atomic
-from .quickstart import QuickstartConfig, blind_baseline, build_base, summarize, train_and_eval
+from ..projectors import build_projector
+from ..train.arguments import ModelArguments
+from ..train.assemble import projector_config
+from .quickstart import QuickstartConfig, blind_baseline, build_base, describe_device, summarize, train_and_eval
 from .synthetic import generate
 
 BENCHMARKS = ("gqa", "textvqa")
 BENCHMARK_TITLES = {"gqa": "Shapes-GQA", "textvqa": "Rendered-TextVQA"}
 NUM_PATCHES = 64  # the tiny CLIP tower: 64 x 64 pixels, 8 x 8 patches
+BUDGETS = (NUM_PATCHES // 4, NUM_PATCHES // 16)
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ class Variant:
     def compresses(self) -> bool:
         return self.projector != "identity"
 
-    def token_counts(self, num_patches: int = NUM_PATCHES) -> tuple[int, ...]:
-        return (num_patches // 4, num_patches // 16) if self.compresses else (num_patches,)
+    def token_counts(self, budgets: tuple[int, ...] = BUDGETS) -> tuple[int, ...]:
+        """The K values this variant runs at: every budget, or all N patches for identity."""
+        return tuple(budgets) if self.compresses else (NUM_PATCHES,)
 
     def training_flags(self, tokens: int) -> list[str]:
         flags = ["--projector_type", self.projector, *self.flags]
@@ -74,6 +81,8 @@ VARIANTS = (
     Variant("sec/mean", "sec", ("--sec_reduction", "mean", "--sec_key_projection", "False")),
     Variant("sec/position-order", "sec", ("--sec_order", "position")),
     Variant("sec/no-pos-emb", "sec", ("--sec_position_embedding", "False")),
+    # the official SecViT rotates its keys by a 2-D RoPE before the cosine, so position shapes the ordering
+    Variant("sec/key-rope", "sec", ("--sec_key_rope", "True")),
     Variant("avgpool", "avgpool"),
     Variant("tome", "tome"),
     Variant("kmeans", "kmeans"),
@@ -90,12 +99,28 @@ def find_variants(names: list[str] | None) -> tuple[Variant, ...]:
     return tuple(known[n] for n in names)
 
 
+def check_grid(variants: tuple[Variant, ...], budgets: tuple[int, ...]) -> None:
+    """Refuse, before any run starts, a (variant, K) the projector cannot build: each variant's flags go through
+    the training argument parser and the flags-to-model mapping, and the projector checks K against N."""
+    parser = transformers.HfArgumentParser(ModelArguments)
+    for variant in variants:
+        for tokens in variant.token_counts(budgets):
+            flags = ["--model_name_or_path", "-", *variant.training_flags(tokens)]
+            (model_args,) = parser.parse_args_into_dataclasses(args=flags)
+            try:
+                with torch.device("meta"):
+                    build_projector(variant.projector, projector_config(model_args), 8).num_output_tokens(NUM_PATCHES)
+            except ValueError as error:
+                raise ValueError(f"variant {variant.name!r} at K={tokens} (N={NUM_PATCHES}): {error}") from error
+
+
 @dataclass
 class AccuracyConfig:
     out: str = "runs/benchmark_accuracy"
     seeds: tuple[int, ...] = (0, 1, 2)
     jobs: int = 2  # runs at a time, one CPU thread and one process each
     variants: tuple[Variant, ...] = VARIANTS
+    budgets: tuple[int, ...] = BUDGETS  # K for every compressing variant (identity runs once, at N)
     # The quick start's model and data; one rank per run (batch 32 = the quick start's 2 x 16).
     model: QuickstartConfig = field(default_factory=lambda: QuickstartConfig(ranks=1, batch_size=32, stage2_steps=400))
 
@@ -119,7 +144,7 @@ class RunKey:
 
 def grid(cfg: AccuracyConfig) -> list[RunKey]:
     """Seed-major, so an interrupted benchmark has every configuration at the same number of seeds."""
-    return [RunKey(v, k, s) for s in cfg.seeds for v in cfg.variants for k in v.token_counts()]
+    return [RunKey(v, k, s) for s in cfg.seeds for v in cfg.variants for k in v.token_counts(cfg.budgets)]
 
 
 def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path) -> dict[str, Any]:
@@ -344,10 +369,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ax.errorbar(xs, means, yerr=stds, capsize=3, marker="o", label=variant, **style)
         ax.axhline(report["blind"][bench], color="gray", linestyle=":", label="blind (no image)")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(
-            [NUM_PATCHES // 16, NUM_PATCHES // 4, NUM_PATCHES],
-            [str(NUM_PATCHES // 16), str(NUM_PATCHES // 4), str(NUM_PATCHES)],
-        )
+        ticks = sorted({e["tokens"] for e in table.values()})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel("visual tokens K")
         ax.set_ylabel("accuracy (%), mean ± std over seeds")
         ax.set_title(BENCHMARK_TITLES[bench])
@@ -360,6 +383,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[str, Any]:
     """Build the shared base, run the grid ``cfg.jobs`` at a time, and write accuracy.{json,md,png}."""
+    check_grid(cfg.variants, cfg.budgets)
     work = Path(cfg.out)
     data, base, runs = work / "data", work / "base", work / "runs"
     if not (base / "clip" / "config.json").exists():
@@ -388,6 +412,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
         "command": command,
         "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
         "num_patches": NUM_PATCHES,
+        "device": describe_device(),
         "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS},
         "table": table,
         "sec_vs_baselines": sec_against_baselines(table),
@@ -426,6 +451,13 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--variants", nargs="+", default=None, help="subset of the variants (default: all)")
+    parser.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"K for the compressors (default {' '.join(map(str, BUDGETS))})",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     cfg = AccuracyConfig.reduced(args.work) if args.reduced else AccuracyConfig(out=args.work)
@@ -434,8 +466,11 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
         cfg.seeds = tuple(args.seeds)
     if args.stage2_steps:
         cfg.model.stage2_steps = args.stage2_steps
-    try:
+    if args.budgets:
+        cfg.budgets = tuple(args.budgets)
+    try:  # unknown variants and budgets the projectors cannot build stop here, before any run starts
         cfg.variants = find_variants(args.variants)
+        check_grid(cfg.variants, cfg.budgets)
     except ValueError as error:
         parser.error(str(error))
     command = f"python {prog} {shlex.join(argv)}".strip()

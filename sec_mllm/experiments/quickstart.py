@@ -12,7 +12,8 @@ Phases: (1) generate Shapes-GQA and Rendered-TextVQA (experiments.synthetic); (2
 a byte-level BPE tokenizer with a short chat template, a tiny Llama and a tiny CLIP vision tower taught to
 see by contrastive pretraining on the stage-1 captions (no pretrained CLIP exists offline; it is then
 frozen, as LLaVA freezes OpenAI's CLIP); (3) for `sec` (K = N/4) and `identity` (all N tokens): stage 1
-and stage 2 under DeepSpeed ZeRO-2 on CPU ranks, then GQA and TextVQA evaluation (no OCR tokens);
+and stage 2 under DeepSpeed ZeRO-2 (two CPU ranks; on a GPU machine one rank per GPU, one GPU: a single
+process on it), then GQA and TextVQA evaluation (no OCR tokens);
 (4) the blind question-only baseline; (5) the report:
 runs/quickstart/results.json, a printed table, and cluster pictures of the sec model.
 """
@@ -52,6 +53,19 @@ CHAT_TEMPLATE = (
 )
 
 
+def default_ranks() -> int:
+    """Ranks for the machine: one per GPU (one GPU: one rank on it), otherwise two CPU ranks."""
+    return torch.cuda.device_count() or 2
+
+
+def describe_device() -> str:
+    """The device the runs use, for result files: GPU names, or the CPU and its thread count."""
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"{len(names)} x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
+    return f"cpu ({os.cpu_count()} cores)"
+
+
 @dataclass
 class QuickstartConfig:
     out: str = "runs/quickstart"
@@ -63,10 +77,11 @@ class QuickstartConfig:
     vision_width: int = 64
     vision_layers: int = 4
     clip_steps: int = 300
+    dense_tower: bool = False  # per-patch ground-truth targets in the tower's pretraining (tower_pretraining.py)
     stage1_steps: int = 60
     stage2_steps: int = 800
     batch_size: int = 16
-    ranks: int = 2
+    ranks: int = field(default_factory=default_ranks)
     learning_rate: float = 2e-3
     sec_tokens: int = 16  # N / 4 for the 8 x 8 patch grid
 
@@ -128,7 +143,7 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         num_hidden_layers=cfg.vision_layers,
         num_attention_heads=4,
     )
-    clip, losses = pretrain_clip(
+    clip, curves = pretrain_clip(
         str(data / "train" / "captions.json"),
         str(data / "train" / "images"),
         tokenizer,
@@ -136,11 +151,14 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         steps=cfg.clip_steps,
         batch_size=min(64, cfg.sizes.captions),
         seed=cfg.seed,
+        patch_labels_file=str(data / "train" / "patch_labels.json") if cfg.dense_tower else None,
     )
     clip.save_pretrained(base / "clip")
     return {
-        "clip_loss_first": losses[0],
-        "clip_loss_last": losses[-1],
+        "clip_loss_first": curves["contrastive"][0],
+        "clip_loss_last": curves["contrastive"][-1],
+        "dense_loss_first": curves["dense"][0] if curves["dense"] else None,
+        "dense_loss_last": curves["dense"][-1] if curves["dense"] else None,
         "lm_parameters": sum(p.numel() for p in lm.parameters()),
         "vision_parameters": sum(p.numel() for p in clip.vision_model.parameters()),
     }
@@ -158,7 +176,8 @@ def train_and_eval(
     """Stage 1, stage 2 and both evaluations for one projector; returns wall time per phase.
 
     ``projector_args``: the projector's training flags (``--projector_type sec --num_visual_tokens 16 ...``).
-    With ``cfg.ranks > 1`` training goes through the deepspeed launcher (ZeRO-2 on CPU ranks); with one rank it
+    With ``cfg.ranks > 1`` training goes through the deepspeed launcher (ZeRO-2 on CPU ranks, or one rank per GPU);
+    with one rank it
     runs the same scripts as a single process with transformers' Trainer (no process group, no launcher).
     """
     times: dict[str, float] = {}
@@ -387,6 +406,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     timings["pictures_s"] = time.time() - t
     results["timings"] = timings
     results["config"] = asdict(cfg)
+    results["device"] = describe_device()
     results["base"] = base_info
     results["cluster_pictures"] = [str(p) for p in pictures]
     write_json_atomic(run / "results.json", results)

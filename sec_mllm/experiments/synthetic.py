@@ -18,6 +18,7 @@ writes, in the layouts the real benchmarks and LLaVA use:
     train/images/*                               training images
     train/captions.json                          stage 1, LLaVA's 558K caption format
     train/instructions.json                      stage 2, LLaVA's mix665k format (multi-turn and text-only samples)
+    train/patch_labels.json                      per-patch ground truth of every training image (patch_labels.py)
 
 Deterministic per seed: every split draws from its own generator seeded by (seed, split name).
 """
@@ -35,6 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..files import write_json_atomic
+from . import patch_labels
 from . import synthetic_shapes as shapes
 from . import synthetic_text as text
 
@@ -132,6 +134,7 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
     folder = root / "train" / "images"
     folder.mkdir(parents=True, exist_ok=True)
     captions, instructions = [], []
+    labels: dict[str, dict[str, Any]] = {}  # image file -> per-patch ground truth (patch_labels.py)
 
     def human(question: str) -> dict[str, str]:
         return {"from": "human", "value": question}
@@ -140,9 +143,11 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
         if rng.random() < 0.6:
             _, _, scene, _, _, _ = shapes.sample_question(rng)
             image, words = shapes.render(scene, rng), shapes.caption(scene)
+            labels[f"cap{i}.png"] = patch_labels.shapes_labels(scene)
         else:
             _, _, signs, _, _ = text.sample_text_question(rng)
             image = text.render(signs, rng)
+            labels[f"cap{i}.png"] = patch_labels.text_labels(signs)
             words = (
                 ", ".join(f"a {s.color} sign that says {s.text}" for s in sorted(signs, key=lambda s: s.box[0])) + "."
             )
@@ -157,6 +162,7 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
     for i in tqdm(range(sizes.gqa_train), desc="Shapes-GQA train", leave=False):
         _, answer, scene, question, _, _ = shapes.sample_question(rng)
         shapes.render(scene, rng).save(folder / f"gqa{i}.png")
+        labels[f"gqa{i}.png"] = patch_labels.shapes_labels(scene)
         turns = [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]
         if rng.random() < 0.2:
             turns += [
@@ -167,6 +173,7 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
     for i in range(sizes.textvqa_train):
         _, answer, signs, question, _ = text.sample_text_question(rng)
         text.render(signs, rng).save(folder / f"text{i}.png")
+        labels[f"text{i}.png"] = patch_labels.text_labels(signs)
         instructions.append(
             {
                 "id": f"text{i}",
@@ -188,6 +195,7 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
     rng.shuffle(instructions)
     write_json_atomic(root / "train" / "captions.json", captions)
     write_json_atomic(root / "train" / "instructions.json", instructions)
+    write_json_atomic(root / "train" / "patch_labels.json", labels)
 
 
 def generate(out: str, sizes: SyntheticSizes = SyntheticSizes(), seed: int = 0) -> Path:

@@ -125,21 +125,24 @@ def place(objects: list[Obj], rng: random.Random, side_of: dict[int, str] | None
             raise Unsatisfiable("no room")
 
 
+def draw_object(draw: ImageDraw.ImageDraw, o: Obj, fill: tuple[int, int, int] | int) -> None:
+    """The object's geometry (tiny objects are drawn as squares: 4 px carry no recognisable shape)."""
+    box = (o.x, o.y, o.x + o.side - 1, o.y + o.side - 1)
+    if o.shape == "circle" and o.size != "tiny":
+        draw.ellipse(box, fill=fill)
+    elif o.shape == "triangle" and o.size != "tiny":
+        top, left, right, bottom = (o.x + o.side / 2, o.y), o.x, o.x + o.side - 1, o.y + o.side - 1
+        draw.polygon([top, (left, bottom), (right, bottom)], fill=fill)
+    else:
+        draw.rectangle(box, fill=fill)
+
+
 def render(scene: Scene, rng: random.Random) -> Image.Image:
     base = rng.randint(200, 235)
     image = Image.new("RGB", (CANVAS, CANVAS), (base, base, base - rng.randint(0, 15)))
     draw = ImageDraw.Draw(image)
     for o in scene.objects:
-        box = (o.x, o.y, o.x + o.side - 1, o.y + o.side - 1)
-        color = COLORS[o.color]
-        if o.shape == "circle" and o.size != "tiny":
-            draw.ellipse(box, fill=color)
-        elif o.shape == "triangle" and o.size != "tiny":
-            draw.polygon(
-                [(o.x + o.side / 2, o.y), (o.x, o.y + o.side - 1), (o.x + o.side - 1, o.y + o.side - 1)], fill=color
-            )
-        else:
-            draw.rectangle(box, fill=color)
+        draw_object(draw, o, COLORS[o.color])
     return image
 
 

@@ -85,10 +85,25 @@ def render(signs: list[Sign], rng: random.Random) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for s in signs:
         draw.rectangle(s.box, fill=SIGN_COLORS[s.color])
-        font = _font(s.font)
-        left, top, _, _ = font.getbbox(s.text)
-        draw.text((s.box[0] + 2 - left, s.box[1] + 2 - top), s.text, fill=(255, 255, 255), font=font)
+        draw.text(text_origin(s), s.text, fill=(255, 255, 255), font=_font(s.font))
     return image
+
+
+def text_origin(sign: Sign) -> tuple[int, int]:
+    """Where the sign's text is drawn: its glyphs' box starts 2 px inside the sign's box."""
+    left, top, _, _ = _font(sign.font).getbbox(sign.text)
+    return sign.box[0] + 2 - left, sign.box[1] + 2 - top
+
+
+def char_boxes(sign: Sign) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each character of the sign's text with its box (x0, y0, x1, y1) in image pixels, from the font's advances."""
+    font = _font(sign.font)
+    x, y = text_origin(sign)
+    _, top, _, bottom = font.getbbox(sign.text)
+    return [
+        (c, (x + font.getlength(sign.text[:i]), y + top, x + font.getlength(sign.text[: i + 1]), y + bottom))
+        for i, c in enumerate(sign.text)
+    ]
 
 
 def plausible_wrong(family: str, answer: str) -> list[str]:

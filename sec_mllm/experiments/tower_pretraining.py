@@ -1,66 +1,125 @@
-"""Tower pretraining: contrastive image-text training of a small CLIP, for settings with no pretrained tower.
+"""Tower pretraining: teach a small CLIP to see, for settings with no pretrained vision tower.
 
-No pretrained CLIP can be downloaded here, so the synthetic quick start first teaches a tiny
-transformers ``CLIPModel`` to see with the symmetric InfoNCE loss of CLIP (``return_loss=True``) on the
-stage-1 captions; its vision half is then used frozen, as LLaVA uses OpenAI's CLIP. Captions are
-tokenized with the language model's tokenizer and closed by the tokenizer's pad token, which is the
-CLIP text tower's end-of-text token (its pooled position).
+No pretrained CLIP can be downloaded here, so the synthetic benchmark first trains a tiny transformers
+``CLIPModel`` with CLIP's symmetric InfoNCE loss (``return_loss=True``) on the stage-1 captions; its vision
+half is then used frozen, as LLaVA uses OpenAI's CLIP. Captions are tokenized with the language model's
+tokenizer and closed by the tokenizer's pad token, which is the CLIP text tower's end-of-text token (its
+pooled position).
+
+Non-standard, on purpose: with ``patch_labels_file`` the tower also learns dense per-patch targets from the
+scene ground truth (patch_labels.py: colour, kind of object, object centre, characters present), read by
+linear heads from the patch tokens of the layer the multimodal model uses (``dense_layer``, -2 as LLaVA).
+Real CLIP features carry such local detail (colours, parts, text) from 400M image-text pairs; a contrastive
+objective on 4,000 short captions does not teach it, so this stands in for that pretraining. The heads are
+discarded: the saved model is a plain ``CLIPModel``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
 from ..builder import default_image_processor
 from ..data.llava_dataset import load_records
+from ..files import read_json
+from .patch_labels import CHARS, COLOR_CLASSES, KIND_CLASSES
 
 logger = logging.getLogger(__name__)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None]
+
+
+def label_tensors(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One image's per-patch ground truth as tensors: color / kind ``[N]`` (long), centre ``[N]`` and chars
+    ``[N, len(CHARS)]`` (float, multi-hot)."""
+    chars = torch.zeros(len(labels["chars"]), len(CHARS))
+    for patch, present in enumerate(labels["chars"]):
+        for c in present:
+            chars[patch, CHARS.index(c)] = 1.0
+    return {
+        "color": torch.tensor(labels["color"]),
+        "kind": torch.tensor(labels["kind"]),
+        "centre": torch.tensor(labels["centre"], dtype=torch.float),
+        "chars": chars,
+    }
 
 
 class CaptionImages(Dataset):
+    """Caption records with their images (and per-patch labels when a labels file is given)."""
+
     def __init__(
-        self, captions_file: str, image_folder: str, tokenizer, image_processor, max_length: int = 64
+        self,
+        captions_file: str,
+        image_folder: str,
+        tokenizer: Any,
+        image_processor: Any,
+        patch_labels_file: str | None = None,
+        max_length: int = 64,
     ) -> None:
         self.records = load_records(captions_file)
-        self.folder, self.tokenizer, self.processor, self.max_length = (
-            Path(image_folder),
-            tokenizer,
-            image_processor,
-            max_length,
-        )
+        self.folder, self.tokenizer, self.processor = Path(image_folder), tokenizer, image_processor
+        self.max_length = max_length
+        self.labels = read_json(patch_labels_file) if patch_labels_file else None
+        if self.labels is not None:
+            missing = [r["image"] for r in self.records if r["image"] not in self.labels]
+            if missing:
+                raise ValueError(f"{patch_labels_file}: no labels for {len(missing)} image(s), e.g. {missing[:3]}")
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int]]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], dict[str, torch.Tensor] | None]:
         rec = self.records[i]
         with Image.open(self.folder / rec["image"]) as im:
-            pixels = self.processor(im.convert("RGB"), return_tensors="pt")["pixel_values"][0]
-        ids = self.tokenizer(rec["conversations"][1]["value"], add_special_tokens=False)["input_ids"][
-            : self.max_length - 1
-        ]
-        return pixels, ids + [self.tokenizer.pad_token_id]
+            pixels = self.processor(im.convert("RGB"), return_tensors="pt")["pixel_values"][0]  # [3, H, W]
+        caption = rec["conversations"][1]["value"]
+        ids = self.tokenizer(caption, add_special_tokens=False)["input_ids"][: self.max_length - 1]
+        labels = label_tensors(self.labels[rec["image"]]) if self.labels is not None else None
+        return pixels, ids + [self.tokenizer.pad_token_id], labels
+
+
+class DenseHeads(nn.Module):
+    """Linear read-outs of per-patch ground truth from patch tokens ``[B, N, D]``."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.color = nn.Linear(width, len(COLOR_CLASSES))
+        self.kind = nn.Linear(width, len(KIND_CLASSES))
+        self.centre = nn.Linear(width, 1)
+        self.chars = nn.Linear(width, len(CHARS))
+
+    def loss(self, patches: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of the four losses (cross-entropy for colour and kind, binary cross-entropy for the rest)."""
+        color = F.cross_entropy(self.color(patches).flatten(0, 1), labels["color"].flatten())
+        kind = F.cross_entropy(self.kind(patches).flatten(0, 1), labels["kind"].flatten())
+        centre = F.binary_cross_entropy_with_logits(self.centre(patches).squeeze(-1), labels["centre"])
+        chars = F.binary_cross_entropy_with_logits(self.chars(patches), labels["chars"])
+        return color + kind + centre + chars
 
 
 def pretrain_clip(
     captions_file: str,
     image_folder: str,
-    tokenizer,
+    tokenizer: Any,
     vision_config: CLIPVisionConfig,
     text_width: int = 64,
     steps: int = 300,
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
-) -> tuple[CLIPModel, list[float]]:
-    """Train a CLIP whose vision tower follows ``vision_config``; returns the model and the loss curve."""
+    patch_labels_file: str | None = None,
+    dense_layer: int = -2,
+) -> tuple[CLIPModel, dict[str, list[float]]]:
+    """Train a CLIP whose vision tower follows ``vision_config``; returns the model and the loss curves
+    (``contrastive`` and, with ``patch_labels_file``, ``dense``)."""
     torch.manual_seed(seed)
     text_config = CLIPTextConfig(
         vocab_size=len(tokenizer),
@@ -80,16 +139,20 @@ def pretrain_clip(
             projection_dim=vision_config.hidden_size,
         )
     )
-    data = CaptionImages(captions_file, image_folder, tokenizer, default_image_processor(vision_config))
+    heads = DenseHeads(vision_config.hidden_size) if patch_labels_file else None
+    data = CaptionImages(
+        captions_file, image_folder, tokenizer, default_image_processor(vision_config), patch_labels_file
+    )
 
-    def collate(batch):
-        pixels = torch.stack([b[0] for b in batch])
+    def collate(batch: list[tuple[torch.Tensor, list[int], dict | None]]) -> Batch:
+        pixels = torch.stack([b[0] for b in batch])  # [B, 3, H, W]
         width = max(len(b[1]) for b in batch)
         ids = torch.full((len(batch), width), tokenizer.pad_token_id)
         mask = torch.zeros(len(batch), width, dtype=torch.long)
-        for j, (_, seq) in enumerate(batch):
+        for j, (_, seq, _) in enumerate(batch):
             ids[j, : len(seq)], mask[j, : len(seq)] = torch.tensor(seq), 1
-        return pixels, ids, mask
+        labels = None if batch[0][2] is None else {k: torch.stack([b[2][k] for b in batch]) for k in batch[0][2]}
+        return pixels, ids, mask, labels
 
     loader = DataLoader(
         data,
@@ -99,22 +162,36 @@ def pretrain_clip(
         drop_last=True,
         generator=torch.Generator().manual_seed(seed),
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    params = list(model.parameters()) + (list(heads.parameters()) if heads is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
-    losses, step = [], 0
+    curves: dict[str, list[float]] = {"contrastive": [], "dense": []}
+    step = 0
     model.train()
-    with tqdm(total=steps, desc="contrastive pretraining") as bar:
+    with tqdm(total=steps, desc="tower pretraining") as bar:
         while step < steps:
-            for pixels, ids, mask in loader:
-                loss = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, return_loss=True).loss
+            for pixels, ids, mask, labels in loader:
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    pixel_values=pixels,
+                    return_loss=True,
+                    output_hidden_states=heads is not None,
+                )
+                loss = out.loss
+                curves["contrastive"].append(out.loss.item())
+                if heads is not None:
+                    patches = out.vision_model_output.hidden_states[dense_layer][:, 1:]  # [B, N, D], CLS dropped
+                    dense = heads.loss(patches, labels)
+                    curves["dense"].append(dense.item())
+                    loss = loss + dense
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                losses.append(loss.item())
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 if step == steps:
                     break
-    return model.eval(), losses
+    return model.eval(), curves

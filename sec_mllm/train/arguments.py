@@ -76,6 +76,7 @@ class ModelArguments:
     sec_heads: int | None = field(default=None)
     sec_key_projection: bool | None = field(default=None)
     sec_position_embedding: bool | None = field(default=None)
+    sec_key_rope: bool | None = field(default=None, metadata={"help": "2-D RoPE on the keys before scoring"})
     mm_vision_select_layer: int | None = field(default=None, metadata={"help": "default -2 (penultimate)"})
     mm_vision_select_feature: str | None = field(
         default=None, metadata={"help": "patch (drop CLS, default) or cls_patch"}

@@ -15,6 +15,7 @@ feature layer) are refused rather than ignored. Projector-type flags default to 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -48,20 +49,10 @@ def is_sec_mllm_checkpoint(model_args: ModelArguments) -> bool:
 
 
 def projector_flags_given(model_args: ModelArguments) -> bool:
-    return any(
-        value is not None
-        for value in (
-            model_args.projector_type,
-            model_args.num_visual_tokens,
-            model_args.projector_config,
-            model_args.sec_grouping,
-            model_args.sec_reduction,
-            model_args.sec_order,
-            model_args.sec_heads,
-            model_args.sec_key_projection,
-            model_args.sec_position_embedding,
-        )
-    )
+    """Whether a flag describes the projector: --projector_type, --num_visual_tokens, --projector_config, --sec_*."""
+    names = ["projector_type", "num_visual_tokens", "projector_config"]
+    names += [f.name for f in dataclasses.fields(model_args) if f.name.startswith("sec_")]
+    return any(getattr(model_args, name) is not None for name in names)
 
 
 def projector_config(model_args: ModelArguments, projector_type: str | None = None) -> dict[str, Any]:
@@ -77,6 +68,7 @@ def projector_config(model_args: ModelArguments, projector_type: str | None = No
         "heads": model_args.sec_heads,
         "key_projection": model_args.sec_key_projection,
         "position_embedding": model_args.sec_position_embedding,
+        "key_rope": model_args.sec_key_rope,
     }
     sec = {k: v for k, v in sec.items() if v is not None}
     if sec and projector_type != "sec":

@@ -18,7 +18,7 @@ import logging
 import sys
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, set_seed
 
 from ..builder import build_processor
 from ..data import LlavaCollator, LlavaDataset
@@ -57,6 +57,9 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    # --seed controls every initialisation: the projector and connector are built (randomly initialised) here,
+    # before the Trainer would seed.
+    set_seed(args.seed)
     dtype = torch.bfloat16 if args.bf16 and args.deepspeed else None
     model = model_from_args(model_args, tokenizer, dtype)
     model.config.use_cache = False
