@@ -189,3 +189,21 @@ def test_an_unreadable_upload_shows_a_message_not_a_traceback(demo_server, brows
     )
     body = page.locator("body").inner_text()
     assert "Traceback" not in body and page.locator("#answer textarea").input_value() == ""
+
+
+@pytest.mark.parametrize("what", ["not a llava", "k above n"])
+def test_the_command_refuses_a_bad_checkpoint_or_k_with_one_line(what, tmp_path, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from sec_mllm.tiny import tiny_llama_config
+
+    args = ["--num-tokens", "65"]  # the embedded checkpoint has N = 64
+    if what == "not a llava":
+        AutoModelForCausalLM.from_config(tiny_llama_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "lm")
+        args = ["--model-path", str(tmp_path / "lm")]
+    result = subprocess.run(
+        [sys.executable, "-m", "sec_mllm.demo", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    expected = "model_type 'llama'" if what == "not a llava" else "num_tokens=65 is larger than the number of input"
+    assert result.stderr.strip().splitlines()[-1].startswith("sec_mllm.demo: ") and expected in result.stderr
