@@ -4,8 +4,12 @@
         --projector-type sec --projector-config '{"num_tokens": 144}'
 
 The vision tower, connector (``multi_modal_projector``), language model, tokenizer, image processor and
-image token id come from the LLaVA folder; the projector is new (random unless it has no weights, as
-``identity``). With ``projector_type="identity"`` the result reproduces LLaVA's logits.
+image token id come from the LLaVA folder; the projector is new. With ``projector_type="identity"`` the
+result reproduces LLaVA's logits. Training-free compression needs a projector without weights:
+``projector_type="sec", projector_config={"num_tokens": 144, "preset": "training_free"}`` (at K = N it
+reproduces LLaVA's logits too). A projector with learned parameters starts random: a warning (and the
+command line) says so, and stage 1 (``scripts/pretrain.py --model_name_or_path <converted folder>``) must
+tune it before its numbers mean anything.
 
 Kept apart from the model, as transformers keeps its ``convert_*.py`` scripts apart: nothing in the
 model imports this module, so a saved checkpoint never carries the conversion code.
@@ -14,6 +18,7 @@ model imports this module, so a saved checkpoint never carries the conversion co
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 import torch
@@ -46,6 +51,46 @@ def llava_state_dict_to_sec_mllm(state_dict: dict[str, torch.Tensor]) -> dict[st
     return out
 
 
+class UntrainedProjectorWarning(UserWarning):
+    """The converted model's projector has learned parameters that nobody trained yet."""
+
+
+def check_llava_checkpoint(path: str) -> LlavaConfig:
+    """The LLaVA config of ``path``; a ValueError naming what is missing when ``path`` is not a LLaVA-1.5 folder."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a LLaVA checkpoint: no readable config.json with model_type 'llava' ({err})"
+        ) from err
+    if isinstance(config, LlavaConfig):
+        return config
+    model_type = getattr(config, "model_type", None)
+    hint = (
+        "; it is already a sec_mllm checkpoint: load it with AutoModel.from_pretrained"
+        if model_type == "sec_mllm"
+        else ""
+    )
+    raise ValueError(
+        f"{path} is not a LLaVA-1.5 checkpoint (LlavaForConditionalGeneration): its config.json has model_type "
+        f"{model_type!r}, not 'llava', so it lacks the vision_config, text_config and multi_modal_projector "
+        f"(connector) that the conversion reads{hint}"
+    )
+
+
+def untrained_projector_note(model: SecMllmForConditionalGeneration) -> str | None:
+    """A warning text when the projector has learned parameters (random after a conversion), else None."""
+    count = sum(p.numel() for p in model.projector.parameters())
+    if not count:
+        return None
+    return (
+        f"projector '{model.config.projector_type}' has {count:,} learned parameters that are UNTRAINED (random): "
+        "tune them with stage 1 (scripts/pretrain.py --model_name_or_path <this folder> --tune_mm_mlp_adapter True) "
+        "before its numbers mean anything, or use a projector without weights "
+        '(e.g. sec with {"preset": "training_free"})'
+    )
+
+
 def llava_to_sec_mllm(
     path: str,
     projector_type: str = "identity",
@@ -54,11 +99,7 @@ def llava_to_sec_mllm(
     image_aspect_ratio: str = "pad",
 ) -> tuple[SecMllmForConditionalGeneration, SecMllmProcessor]:
     """Load a transformers-format LLaVA folder as a SEC-MLLM with the given projector, plus its processor."""
-    found = AutoConfig.from_pretrained(path)
-    if not isinstance(found, LlavaConfig):
-        raise ValueError(
-            f"{path}: not a LLaVA checkpoint (its config.json has model_type {found.model_type!r}, not 'llava')"
-        )
+    check_llava_checkpoint(path)  # names what a folder that is not a LLaVA lacks
     llava = from_pretrained_strict(LlavaForConditionalGeneration, path, "LLaVA", dtype=dtype)
     lcfg = llava.config
     if not isinstance(lcfg.vision_feature_layer, int):
@@ -83,6 +124,9 @@ def llava_to_sec_mllm(
     if dtype is not None:
         model.to(dtype)
     model.vision_tower.requires_grad_(False)
+    note = untrained_projector_note(model)
+    if note:
+        warnings.warn(note, UntrainedProjectorWarning, stacklevel=2)
     llava_processor = AutoProcessor.from_pretrained(path)
     processor = SecMllmProcessor(
         image_processor=llava_processor.image_processor,
@@ -121,15 +165,15 @@ def main(argv: list[str] | None = None) -> None:
         projector_config = parse_json_object(args.projector_config, "--projector-config")
     except ValueError as err:
         parser.error(str(err))
-    model, processor = llava_to_sec_mllm(
-        args.llava,
-        args.projector_type,
-        projector_config,
-        dtype,
-        args.image_aspect_ratio,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedProjectorWarning)  # the note is printed below instead
+        model, processor = llava_to_sec_mllm(
+            args.llava, args.projector_type, projector_config, dtype, args.image_aspect_ratio
+        )
     save_pretrained_atomic(args.out, model, processor)
     print(f"wrote {args.out}: projector={args.projector_type}, {model.num_image_tokens} image tokens")
+    note = untrained_projector_note(model)
+    print(f"WARNING: {note}" if note else "the projector has no learned parameters: usable as it is (training-free)")
 
 
 if __name__ == "__main__":

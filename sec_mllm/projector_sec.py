@@ -46,6 +46,20 @@ accuracy benchmark (scripts/benchmark_accuracy.py): no variant led them by more 
 Numerics: scores, counts, sums, the softmax normalisation and the Fourier features are float32 whatever the
 input dtype; the output is cast back to it (so bfloat16 clusters above 256 members are still exact means).
 
+Presets (``preset=...``) fix several options at once; an explicit option that disagrees with the preset
+raises, and the stored config keeps the preset's name, so a saved model resolves the same way on reload.
+
+* ``"training_free"``: no learned parameter at all, for a checkpoint whose connector was trained on raw
+  patch features (e.g. LLaVA-1.5's ``mlp2x_gelu``): ``key_projection=False`` and ``key_rope=False``
+  (cluster on the tower's features as they are), ``reduction="mean"``, ``position_embedding=False``,
+  ``order="position"``. Mean, rather than a similarity-weighted average, because the connector only ever
+  saw single patch features: an average of patches stays inside the span of that input distribution,
+  adds no temperature to tune, and at K = N returns each patch unchanged; band members are those whose
+  cosine to the global token is close (similar, though not identical, directions), so their mean does not
+  wash out as a mean of arbitrary patches would. Position order keeps the clusters in raster order of
+  their members, as LLaVA's patches are; with K = N every cluster is one patch and the model reproduces
+  LLaVA's logits.
+
 ``aux``: ``assignment`` ``[B, N]`` (output token index per input token), ``assignment_per_head``
 ``[B, H, N]``, ``scores`` ``[B, H, N]`` (the cosine scores, detached).
 """
@@ -66,16 +80,51 @@ ORDERS = ("score", "position")
 NUM_FREQUENCIES = 4
 
 
+# Options a preset may fix; None in SecConfig means "not given" and resolves to DEFAULTS.
+DEFAULTS = {
+    "reduction": "attn",
+    "order": "score",
+    "key_projection": True,
+    "key_rope": False,
+    "position_embedding": True,
+}
+PRESETS = {
+    "training_free": {
+        "key_projection": False,
+        "key_rope": False,
+        "reduction": "mean",
+        "position_embedding": False,
+        "order": "position",
+    },
+}
+
+
 @dataclass
 class SecConfig:
     num_tokens: int = 64  # K
     grouping: str = "band"  # "band" | "interleave"
-    reduction: str = "attn"  # "attn" | "mean"
-    order: str = "score"  # "score" | "position"
+    reduction: str | None = None  # "attn" (default) | "mean"
+    order: str | None = None  # "score" (default) | "position"
     heads: int = 1
-    key_projection: bool = True  # learned W_k, or cluster on the raw features
-    key_rope: bool = False  # 2-D rotary position encoding of the keys before the cosine (official SecViT)
-    position_embedding: bool = True
+    key_projection: bool | None = None  # learned W_k (default), or cluster on the raw features
+    key_rope: bool | None = None  # 2-D rotary position encoding of the keys before the cosine (official SecViT); off
+    position_embedding: bool | None = None  # default True
+    preset: str | None = None  # a name in PRESETS
+
+    def __post_init__(self) -> None:
+        fixed = {}
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ValueError(f"sec projector: preset={self.preset!r} is not one of {sorted(PRESETS)}")
+            fixed = PRESETS[self.preset]
+        for key, default in DEFAULTS.items():
+            given = getattr(self, key)
+            if key in fixed and given is not None and given != fixed[key]:
+                raise ValueError(
+                    f"sec projector: preset={self.preset!r} sets {key}={fixed[key]!r}, "
+                    f"which conflicts with the explicit {key}={given!r}"
+                )
+            setattr(self, key, fixed.get(key, default) if given is None else given)
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:

@@ -18,10 +18,14 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModel,
     LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
     PreTrainedTokenizerFast,
     SiglipVisionConfig,
 )
 
+from .builder import default_image_processor
 from .vision import OpenClipVisionConfig
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
@@ -129,6 +133,31 @@ def write_tiny_checkpoints(folder: str, seed: int = 0) -> tuple[str, str]:
     tokenizer.save_pretrained(root / "lm")
     CLIPVisionModel(tiny_clip_vision_config()).save_pretrained(root / "clip")
     return str(root / "lm"), str(root / "clip")
+
+
+def write_tiny_llava_checkpoint(folder: str, tokenizer: PreTrainedTokenizerFast | None = None, seed: int = 0) -> str:
+    """A random transformers-format LLaVA-1.5 (``LlavaForConditionalGeneration`` + ``LlavaProcessor``) with a
+    tiny CLIP tower (32 px, patch 8: N = 16 patches) and a tiny Llama, saved as llava-hf checkpoints are."""
+    tokenizer = tokenizer or train_tokenizer()
+    torch.manual_seed(seed)
+    vision = tiny_clip_vision_config()
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=tiny_llama_config(vocab_size=len(tokenizer)),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(vision.image_size // vision.patch_size) ** 2,
+        vision_feature_layer=-2,
+    )
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor = LlavaProcessor(
+        image_processor=default_image_processor(vision),  # OpenAI CLIP's statistics, as llava-hf's
+        tokenizer=tokenizer,
+        patch_size=vision.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS, as llava-hf checkpoints set it
+    )
+    processor.save_pretrained(folder)
+    return folder
 
 
 COLORS = ("red", "green", "blue", "yellow")

@@ -59,3 +59,13 @@ def images():
         (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy() for h, w in ((40, 30), (32, 32), (20, 50))
     ]
     return [Image.fromarray(a) for a in arrays]
+
+
+def require_extra(module: str):
+    """Import an optional dependency of the integrations (extras lmms / demo / browser): skip without it, unless
+    SEC_MLLM_REQUIRE_EXTRAS=1 (CI, after installing the extras), where a missing one fails instead."""
+    if os.environ.get("SEC_MLLM_REQUIRE_EXTRAS") == "1":
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module)

@@ -1,5 +1,6 @@
 """The shape of the package: no import cycles (imports inside functions count), the model imports only what
-a model needs, the experiments are never imported by the library, a saved checkpoint carries only the model's
+a model needs, the experiments and the integrations (demo page, lmms-eval plugin) are never imported by the
+library and their optional dependencies never by `import sec_mllm`, a saved checkpoint carries only the model's
 files, and the installed package runs its quick start without a checkout."""
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ MODEL_FILES = {
     "projector_kmeans",
 }
 ENTRY_ALIASES = {"sec_mllm.quickstart"}  # `python -m sec_mllm.quickstart`: an alias of experiments.quickstart
+# Integrations users run, with optional dependencies (pip install -e ".[demo]" / ".[lmms]"): like the experiments,
+# they use the library and nothing in the library imports them.
+INTEGRATIONS = {"sec_mllm.demo", "sec_mllm.lmms_eval_plugin", "sec_mllm.lmms_eval_tasks"}
+OPTIONAL_DEPENDENCIES = ("gradio", "lmms_eval", "playwright")
 
 
 def module_name(path: Path) -> str:
@@ -86,7 +91,8 @@ def test_the_model_imports_only_what_a_model_needs():
     closure = reachable(graph, "sec_mllm.modeling_sec_mllm") | reachable(graph, "sec_mllm.processing_sec_mllm")
     assert closure <= {f"sec_mllm.{m}" for m in MODEL_FILES}, closure
     importers = {name for name, edges in graph.items() if "sec_mllm.convert_llava" in edges}
-    assert importers == {"sec_mllm"}, importers  # re-exported by the package, imported by nothing in the model
+    # re-exported by the package, used by the checkpoint loader, imported by nothing in the model
+    assert importers == {"sec_mllm", "sec_mllm.inference"}, importers
 
 
 def test_library_never_imports_the_experiments_and_lora_not_the_driver():
@@ -96,6 +102,26 @@ def test_library_never_imports_the_experiments_and_lora_not_the_driver():
     assert not {n: e for n, e in offenders.items() if e}
     assert "sec_mllm.train.run" not in reachable(graph, "sec_mllm.train.lora")
     assert not any(n.startswith("sec_mllm.tiny") for n in reachable(graph, "sec_mllm.train.run"))
+
+
+def test_library_never_imports_the_integrations_nor_their_optional_dependencies():
+    graph = import_graph()
+    library = [n for n in graph if n not in INTEGRATIONS and not n.startswith("sec_mllm.experiments")]
+    assert not {n: sorted(graph[n] & INTEGRATIONS) for n in library if graph[n] & INTEGRATIONS}
+    assert INTEGRATIONS <= set(graph)
+    for path in PACKAGE.rglob("*.py"):
+        if module_name(path) in INTEGRATIONS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            assert not [n for n in names if n.split(".")[0] in OPTIONAL_DEPENDENCIES], (path, names)
+    check = (
+        "import sys, sec_mllm, sec_mllm.inference, sec_mllm.lmms_eval_tasks; "
+        f"print(sorted(m for m in {OPTIONAL_DEPENDENCIES!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
 def test_a_saved_checkpoint_carries_only_the_model_files(make_model, tmp_path):

@@ -16,6 +16,7 @@ CONTRACT_CASES = {
         {"num_tokens": 10, "grouping": "interleave", "order": "position", "heads": 2, "position_embedding": False},
         {"num_tokens": 16, "reduction": "mean", "key_projection": False},
         {"num_tokens": 7, "order": "position", "heads": 4},
+        {"num_tokens": 16, "preset": "training_free"},
     ],
     "identity": [{}],
     "avgpool": [{"num_tokens": 16}, {"num_tokens": 9}],
@@ -141,6 +142,15 @@ def test_registry_rejects_unknown_and_duplicate_names():
         ("sec", {"grouping": "random"}, 64, "grouping='random' is not one of"),
         ("sec", {"heads": 3}, 64, "heads=3 must"),
         ("sec", {"reduction": "mean"}, 64, "key_projection=True needs reduction='attn'"),
+        ("sec", {"preset": "fast"}, 64, "preset='fast' is not one of"),
+        (
+            "sec",
+            {"preset": "training_free", "reduction": "attn"},
+            64,
+            "sets reduction='mean'.*explicit reduction='attn'",
+        ),
+        ("sec", {"preset": "training_free", "key_projection": True}, 64, "sets key_projection=False.*explicit"),
+        ("sec", {"preset": "training_free", "key_rope": True}, 64, "sets key_rope=False.*explicit key_rope=True"),
     ],
 )
 def test_bad_projector_values_raise(name, config, n, match):
@@ -259,3 +269,21 @@ def test_sec_attention_over_clusters_above_256_in_bfloat16_matches_float32():
     got = proj.to(torch.bfloat16)(x.bfloat16()).tokens
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), expected, rtol=2**-7, atol=2**-7)
+
+
+def test_training_free_preset_has_no_parameters_and_keeps_patches_at_k_equal_n():
+    proj = build_projector("sec", {"num_tokens": N, "preset": "training_free"}, D)
+    assert not list(proj.parameters())
+    config = proj.config
+    assert (config.key_projection, config.key_rope, config.reduction, config.position_embedding, config.order) == (
+        False,
+        False,
+        "mean",
+        False,
+        "position",
+    )
+    x = torch.randn(2, N, D)
+    assert torch.equal(proj(x).tokens, x)  # each cluster one patch, raster order
+    # explicit options that agree with the preset, and options it leaves free, are accepted
+    same = build_projector("sec", {"num_tokens": 8, "preset": "training_free", "reduction": "mean", "heads": 2}, D)
+    assert same.config.heads == 2 and not list(same.parameters())

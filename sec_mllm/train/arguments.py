@@ -8,7 +8,8 @@ that transformers 5 renamed (``--evaluation_strategy``, ``--warmup_ratio``). Thi
 this project does not implement are refused with a message.
 ``--deepspeed`` takes a file or the name of a config shipped with the package (``zero2``, ``zero3``,
 ``zero3_offload``), so the LLaVA-style ``configs/deepspeed/zero3.json`` works outside a checkout too.
-How the model arguments become a model is ``assemble.py``'s job.
+How the model arguments become a model (and which of them a sec_mllm checkpoint accepts) is
+``assemble.py``'s job; flags whose default must be told apart from "not given" default to None there.
 """
 
 from __future__ import annotations
@@ -48,14 +49,25 @@ def resolve_deepspeed(value: str | None) -> str | None:
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str = field(metadata={"help": "causal LM: hub id or local path"})
-    vision_tower: str = field(default=None, metadata={"help": "CLIP / SigLIP hub id or path, or open_clip:<model>"})
+    model_name_or_path: str = field(
+        metadata={"help": "causal LM (hub id or local path), or a saved sec_mllm checkpoint (e.g. a converted LLaVA)"}
+    )
+    vision_tower: str = field(
+        default=None,
+        metadata={"help": "CLIP / SigLIP hub id or path, or open_clip:<model> (not with a sec_mllm checkpoint)"},
+    )
     vision_tower_pretrained: str | None = field(default=None, metadata={"help": "open_clip weights file"})
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "defaults to model_name_or_path"})
     version: str = field(default="v1", metadata={"help": "conversation template: plain, v1, chat_template"})
-    mm_projector_type: str = field(default="linear", metadata={"help": "connector (LLaVA's name): linear, mlp2x_gelu"})
-    projector_type: str = field(
-        default="sec", metadata={"help": "token compressor: sec, identity, avgpool, tome, kmeans"}
+    mm_projector_type: str | None = field(
+        default=None, metadata={"help": "connector (LLaVA's name): linear (default), mlp2x_gelu"}
+    )
+    projector_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "token compressor: sec (default), identity, avgpool, tome, kmeans; with a sec_mllm "
+            "checkpoint, any projector flag replaces its projector"
+        },
     )
     num_visual_tokens: int | None = field(default=None, metadata={"help": "K, the projector's num_tokens"})
     projector_config: str | None = field(default=None, metadata={"help": "JSON dict of further projector options"})
@@ -66,8 +78,10 @@ class ModelArguments:
     sec_key_projection: bool | None = field(default=None)
     sec_position_embedding: bool | None = field(default=None)
     sec_key_rope: bool | None = field(default=None, metadata={"help": "2-D RoPE on the keys before scoring"})
-    mm_vision_select_layer: int = field(default=-2)
-    mm_vision_select_feature: str = field(default="patch", metadata={"help": "patch (drop CLS) or cls_patch"})
+    mm_vision_select_layer: int | None = field(default=None, metadata={"help": "default -2 (penultimate)"})
+    mm_vision_select_feature: str | None = field(
+        default=None, metadata={"help": "patch (drop CLS, default) or cls_patch"}
+    )
     pretrain_mm_mlp_adapter: str | None = field(default=None, metadata={"help": "stage-1 mm_projector.bin"})
     tune_mm_mlp_adapter: bool = field(default=False, metadata={"help": "stage 1: train projector + connector only"})
     freeze_backbone: bool = field(default=False, metadata={"help": "keep the language model frozen"})
@@ -141,7 +155,7 @@ def check_supported(model_args: ModelArguments, data_args: DataArguments, traini
         refusals.append("--mm_use_im_patch_token True is not supported; use False as LLaVA-1.5 does")
     if model_args.mm_patch_merge_type != "flat":
         refusals.append(f"--mm_patch_merge_type {model_args.mm_patch_merge_type} is not supported (only flat)")
-    if model_args.mm_vision_select_feature not in ("patch", "cls_patch"):
+    if model_args.mm_vision_select_feature not in (None, "patch", "cls_patch"):
         refusals.append(
             f"--mm_vision_select_feature must be patch or cls_patch, got {model_args.mm_vision_select_feature}"
         )
@@ -157,8 +171,6 @@ def check_supported(model_args: ModelArguments, data_args: DataArguments, traini
         )
     if not data_args.data_path:
         refusals.append("--data_path is required")
-    if not model_args.vision_tower:
-        refusals.append("--vision_tower is required")
     if refusals:
         raise SystemExit("unsupported arguments:\n  " + "\n  ".join(refusals))
 

@@ -12,6 +12,13 @@
 (``deepspeed scripts/pretrain.py ...`` in a checkout; one process without DeepSpeed: ``python -m
 sec_mllm.train.pretrain ...`` without ``--deepspeed``.) Writes checkpoints/stage1/mm_projector.bin for
 stage 2's ``--pretrain_mm_mlp_adapter``.
+
+Projector-only tuning of an existing LLaVA: ``--model_name_or_path`` a folder written by
+``scripts/convert_llava.py`` (no ``--vision_tower``); the output is then also a whole model:
+
+    deepspeed --module sec_mllm.train.pretrain --deepspeed zero2 --model_name_or_path ckpt-sec144 \
+        --version plain --data_path blip_laion_cc_sbu_558k.json --image_folder images \
+        --tune_mm_mlp_adapter True --bf16 True --output_dir checkpoints/llava-sec144-tuned ...
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Builds the model (every rank does: under ZeRO-3 building is a collective), loads
 projector + connector (``--pretrain_mm_mlp_adapter``), applies LoRA when asked, freezes per stage, trains
 with transformers' Trainer (DeepSpeed when ``--deepspeed`` is given) and writes:
 
-* stage 1: ``mm_projector.bin`` (projector + connector), the model ``config.json`` and the processor;
+* stage 1: ``mm_projector.bin`` (projector + connector), the model ``config.json`` and the processor; started
+  from a sec_mllm checkpoint (``--model_name_or_path`` a converted LLaVA, projector-only tuning), also the
+  full model, so that the output loads and evaluates as it is;
 * stage 2: a full model that ``AutoModel.from_pretrained`` loads, with its processor; with LoRA, the
   adapter, ``non_lora_trainables.bin`` and the processor (``scripts/merge_lora.py`` makes a full model);
 * always: ``run_config.json``, the resolved arguments (training flags never enter ``config.json``).
@@ -30,7 +32,7 @@ from ..builder import build_processor
 from ..data import LlavaCollator, LlavaDataset
 from ..files import publish_files
 from .arguments import parse_args
-from .assemble import model_from_args
+from .assemble import check_model_args, image_processor_from_args, is_sec_mllm_checkpoint, model_from_args
 from .checkpoints import (
     NON_LORA_FILE,
     OUTPUT_STAGING_DIR,
@@ -53,6 +55,8 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     )
     model_args, data_args, args = parse_args(argv)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)  # refused before anything is built
+    check_model_args(model_args)
+    from_checkpoint = is_sec_mllm_checkpoint(model_args)
     if model_args.tune_mm_mlp_adapter:
         stage = 1
     # Set up the process group now: ZeRO-3 builds partitioned models and sizes its batches from it.
@@ -79,7 +83,10 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     model = model_from_args(model_args, tokenizer, dtype)
     model.config.use_cache = False
     processor = build_processor(
-        model.config, tokenizer, image_aspect_ratio="pad" if data_args.image_aspect_ratio == "pad" else "original"
+        model.config,
+        tokenizer,
+        image_processor=image_processor_from_args(model_args),
+        image_aspect_ratio="pad" if data_args.image_aspect_ratio == "pad" else "original",
     )
     if model_args.pretrain_mm_mlp_adapter:
         count = load_mm_projector(model, model_args.pretrain_mm_mlp_adapter)
@@ -141,7 +148,9 @@ def main(stage: int, argv: list[str] | None = None) -> None:
     staging = str(Path(args.output_dir) / OUTPUT_STAGING_DIR)
     if stage == 1:
         save_mm_projector(trainer.model, staging, main_process)
-        if main_process:
+        if from_checkpoint:
+            trainer.save_model(staging)  # the whole model: loads and evaluates as it is
+        elif main_process:
             model.config.save_pretrained(staging)
     elif lora:
         trainer.save_model(staging)  # the adapter (gathered under ZeRO-3)
