@@ -560,7 +560,7 @@ CHECKPOINTS = [
     Case(
         "convert: folder is not LLaVA",
         lambda w, tmp: convert(w, tmp, w.lm),
-        r"lm: not a LLaVA checkpoint \(its config.json has model_type 'llama'",
+        r"lm is not a LLaVA-1.5 checkpoint \(LlavaForConditionalGeneration\): its config.json has model_type 'llama'",
         absent=("converted",),
     ),
     Case(

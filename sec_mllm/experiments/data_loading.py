@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return max(r["growth_mib"][key] for r in phases[phase])
 
     results = {
-        "command": "python -m sec_mllm.experiments.data_loading " + shlex.join(sys.argv[1:]),
+        "command": "python -m sec_mllm.experiments.data_loading " + shlex.join(getattr(args, "argv", sys.argv[1:])),
         "seed": args.seed,
         "ranks": args.ranks,
         "repeats": args.repeats,
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv  # the command line stored with the results
     if args.rank_result:
         run_rank(args.data, args.images, args.storage, args.rank_result)
         return
