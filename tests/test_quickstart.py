@@ -51,3 +51,14 @@ def test_the_same_command_twice_gives_the_same_numbers(tmp_path):
         ]
         assert texts[0] == texts[1]
     assert summarize(tmp_path / "first", data) == summarize(tmp_path / "second", data)
+
+
+def test_step_flags_set_the_run_and_the_stored_command():
+    from sec_mllm.experiments.quickstart import build_parser, command_line, config_from_args
+
+    argv = ["--out", "qs", "--stage2-steps", "1200", "--lm-steps", "0"]
+    cfg = config_from_args(build_parser().parse_args(argv), command_line(argv))
+    assert (cfg.stage2_steps, cfg.lm_steps, cfg.clip_steps) == (1200, 0, QuickstartConfig.clip_steps)
+    assert cfg.command == "python -m sec_mllm.quickstart --out qs --stage2-steps 1200 --lm-steps 0"
+    with pytest.raises(SystemExit, match="--stage2-steps must be > 0, got 0"):
+        config_from_args(build_parser().parse_args(["--stage2-steps", "0"]), "")

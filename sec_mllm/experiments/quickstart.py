@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -87,6 +88,7 @@ class QuickstartConfig:
     ranks: int = field(default_factory=default_ranks)
     learning_rate: float = 2e-3
     sec_tokens: int = 16  # N / 4 for the 8 x 8 patch grid
+    command: str = "python -m sec_mllm.quickstart"  # the command line that made this run (stored in results.json)
 
     @classmethod
     def reduced(cls, out: str) -> "QuickstartConfig":
@@ -417,6 +419,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     pictures = draw_pictures(run / "sec" / "stage2", data, run / "clusters")
     timings["pictures_s"] = time.time() - t
     results["timings"] = timings
+    results["command"] = cfg.command
     results["config"] = asdict(cfg)
     results["device"] = describe_device()
     results["base"] = base_info
@@ -440,14 +443,44 @@ def draw_pictures(checkpoint: Path, data: Path, out: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
+def command_line(argv: list[str] | None) -> str:
+    """The quick start's command as a user types it, for results.json."""
+    return shlex.join(["python", "-m", "sec_mllm.quickstart", *(sys.argv[1:] if argv is None else argv)])
+
+
+STEP_FLAGS = ("clip_steps", "lm_steps", "stage1_steps", "stage2_steps")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/quickstart")
     parser.add_argument("--reduced", action="store_true", help="small sizes and a few steps (minutes; for tests)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    steps = parser.add_argument_group("step counts (default: the recipe's; results.json stores the command)")
+    for name in STEP_FLAGS:
+        steps.add_argument("--" + name.replace("_", "-"), type=int, default=None)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig:
+    """The run's config: the recipe (or the reduced one), the seed, step counts given on the command line."""
     cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
-    cfg.seed = args.seed
+    cfg.seed, cfg.command = args.seed, command
+    for name in STEP_FLAGS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if value < 0 or (value == 0 and name != "lm_steps"):
+            raise SystemExit(
+                f"--{name.replace('_', '-')} must be {'>= 0' if name == 'lm_steps' else '> 0'}, got {value}"
+            )
+        setattr(cfg, name, value)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args, command_line(argv))
     start = time.time()
     results = run_quickstart(cfg)
     print(format_table(results))

@@ -1,0 +1,183 @@
+"""Linear probes of a frozen vision tower's patch features: does the tower keep what the questions ask about?
+
+    python -m sec_mllm.experiments.patch_probes --out benchmarks/results/probes [--clip-steps 300] [--dense-steps 600]
+
+Builds the quick start's data and towers (``quickstart.build_base``): the contrastive tiny CLIP the quick start
+freezes, and, with ``--dense-steps``, the same tower trained with the dense per-patch targets as well
+(tower_pretraining.py); a tower with random weights of the same shape is the floor. Each tower's patch tokens
+at the layer the multimodal model reads (-2, as LLaVA) are computed for fresh images of both benchmarks (not
+the training images), and one linear head per ground-truth label of patch_labels.py is fitted on 1,500
+images and scored on 600 others: colour, kind of object, size, object centre, the sign's word or number, and
+the characters present. Multi-class labels report accuracy and macro-F1 over the classes present (the
+majority class, background, makes accuracy look high); centre and characters report F1 of the present class.
+
+Writes DIR/probes.json (the command, the seed, every figure) and DIR/probes.md (the table). Steps whose
+output exists (data, towers) are reused, so a rerun with more towers does not redo the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import CLIPModel, CLIPVisionModel
+
+from ..builder import default_image_processor
+from ..files import write_json_atomic, write_text_atomic
+from . import patch_labels
+from . import synthetic_shapes as shapes
+from . import synthetic_text as text
+from .quickstart import QuickstartConfig, build_base
+from .synthetic import generate
+from .tower_pretraining import label_tensors
+
+CLASS_LABELS = {
+    "color": len(patch_labels.COLOR_CLASSES),
+    "kind": len(patch_labels.KIND_CLASSES),
+    "size": len(patch_labels.SIZE_CLASSES),
+    "text": len(patch_labels.TEXT_CLASSES),
+}
+BINARY_LABELS = {"centre": 1, "chars": len(patch_labels.CHARS)}
+PROBE_STEPS = 300
+LAYER = -2
+
+
+def probe_images(count: int, seed: int, processor: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``count`` fresh images, alternating Shapes-GQA scenes and Rendered-TextVQA signs, with their labels."""
+    rng = random.Random(f"probe-{seed}")
+    pixels, labels = [], []
+    for i in range(count):
+        if i % 2 == 0:
+            _, _, scene, _, _, _ = shapes.sample_question(rng)
+            image, label = shapes.render(scene, rng), patch_labels.shapes_labels(scene)
+        else:
+            _, _, signs, _, _ = text.sample_text_question(rng)
+            image, label = text.render(signs, rng), patch_labels.text_labels(signs)
+        pixels.append(processor(image, return_tensors="pt")["pixel_values"][0])
+        labels.append(label_tensors(label))
+    return torch.stack(pixels), {k: torch.stack([y[k] for y in labels]) for k in labels[0]}  # [M, 3, H, W]
+
+
+@torch.no_grad()
+def patch_features(tower: CLIPVisionModel, pixels: torch.Tensor, batch: int = 100) -> torch.Tensor:
+    """Patch tokens of layer -2, CLS dropped: [M, N, D]."""
+    tower.eval()
+    chunks = [
+        tower(pixel_values=pixels[i : i + batch], output_hidden_states=True).hidden_states[LAYER][:, 1:]
+        for i in range(0, len(pixels), batch)
+    ]
+    return torch.cat(chunks)
+
+
+def f1_of(pred: torch.Tensor, target: torch.Tensor) -> float:
+    tp = int((pred & target).sum())
+    return 2 * tp / max(1, 2 * tp + int((pred & ~target).sum()) + int((~pred & target).sum()))
+
+
+def linear_probe(
+    train: torch.Tensor, test: torch.Tensor, y_train: dict[str, torch.Tensor], y_test: dict[str, torch.Tensor]
+) -> dict[str, dict[str, float]]:
+    """One linear head per label on standardised features (Adam, full batch); test metrics per label."""
+    mean, std = train.mean((0, 1)), train.std((0, 1)) + 1e-6
+    a, b = (train - mean) / std, (test - mean) / std  # [M, N, D]
+    results = {}
+    for key, classes in {**CLASS_LABELS, **BINARY_LABELS}.items():
+        head = torch.nn.Linear(a.shape[-1], classes)
+        optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+        for _ in range(PROBE_STEPS):
+            logits = head(a)
+            if key in CLASS_LABELS:
+                loss = F.cross_entropy(logits.flatten(0, 1), y_train[key].flatten())
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits.squeeze(-1), y_train[key])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits = head(b)
+        if key in CLASS_LABELS:
+            pred, y = logits.argmax(-1), y_test[key]
+            present = [c for c in range(classes) if bool((y == c).any())]
+            macro = sum(f1_of(pred == c, y == c) for c in present) / len(present)
+            results[key] = {"accuracy": float((pred == y).float().mean()), "macro_f1": macro}
+        else:
+            results[key] = {"f1": f1_of(logits.squeeze(-1) > 0, y_test[key] > 0.5)}
+    return results
+
+
+def table(result: dict[str, Any]) -> str:
+    towers = list(result["towers"])
+    lines = [
+        f"Linear probes of layer {LAYER} patch features (`{result['command']}`, seed {result['seed']}).",
+        "Multi-class: macro-F1 (accuracy); centre and chars: F1 of the present class.",
+        "",
+        "| label | " + " | ".join(towers) + " |",
+        "|---|" + "---:|" * len(towers),
+    ]
+    for key in (*CLASS_LABELS, *BINARY_LABELS):
+        cells = []
+        for tower in towers:
+            m = result["towers"][tower]["probe"][key]
+            cells.append(f"{m['macro_f1']:.2f} ({m['accuracy']:.2f})" if "macro_f1" in m else f"{m['f1']:.2f}")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(out: Path, work: Path, clip_steps: int, dense_steps: int, seed: int, command: str) -> dict[str, Any]:
+    data = work / "data"
+    if not (data / "train" / "patch_labels.json").exists():
+        generate(str(data), QuickstartConfig().sizes, seed)
+    towers: dict[str, Path] = {}
+    plans = [("contrastive", replace(QuickstartConfig(), clip_steps=clip_steps, seed=seed))]
+    if dense_steps:
+        plans.append(("dense", replace(QuickstartConfig(), clip_steps=dense_steps, dense_tower=True, seed=seed)))
+    for name, cfg in plans:
+        base = work / f"base_{name}_{cfg.clip_steps}"
+        if not (base / "clip" / "config.json").exists():
+            build_base(cfg, data, base)
+        towers[name] = base / "clip"
+    trained = {name: CLIPModel.from_pretrained(path).vision_model for name, path in towers.items()}
+    config = next(iter(trained.values())).config
+    torch.manual_seed(seed)
+    random_tower = CLIPVisionModel(config)
+    processor = default_image_processor(config)
+    x_train, y_train = probe_images(1500, seed + 101, processor)
+    x_test, y_test = probe_images(600, seed + 202, processor)
+    result: dict[str, Any] = {"command": command, "seed": seed, "layer": LAYER, "towers": {}}
+    for name, tower in tqdm({"random": random_tower, **trained}.items(), desc="probing towers"):
+        steps = 0 if name == "random" else (clip_steps if name == "contrastive" else dense_steps)
+        probe = linear_probe(patch_features(tower, x_train), patch_features(tower, x_test), y_train, y_test)
+        result["towers"][name] = {"pretraining_steps": steps, "probe": probe}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "probes.json", result)
+    write_text_atomic(out / "probes.md", table(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder for probes.json and probes.md")
+    parser.add_argument("--work", default="runs/patch_probes", help="data and towers (reused when present)")
+    parser.add_argument("--clip-steps", type=int, default=QuickstartConfig.clip_steps, help="contrastive tower")
+    parser.add_argument("--dense-steps", type=int, default=0, help="tower with dense targets too (0: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.clip_steps <= 0 or args.dense_steps < 0:
+        parser.error(f"--clip-steps must be > 0 and --dense-steps >= 0, got {args.clip_steps} and {args.dense_steps}")
+    command = shlex.join(
+        ["python", "-m", "sec_mllm.experiments.patch_probes", *(sys.argv[1:] if argv is None else argv)]
+    )
+    result = run(Path(args.out), Path(args.work), args.clip_steps, args.dense_steps, args.seed, command)
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
