@@ -60,5 +60,7 @@ def test_step_flags_set_the_run_and_the_stored_command():
     cfg = config_from_args(build_parser().parse_args(argv), command_line(argv))
     assert (cfg.stage2_steps, cfg.lm_steps, cfg.clip_steps) == (1200, 0, QuickstartConfig.clip_steps)
     assert cfg.command == "python -m sec_mllm.quickstart --out qs --stage2-steps 1200 --lm-steps 0"
+    assert not cfg.dense_tower
+    assert config_from_args(build_parser().parse_args(["--dense-tower"]), "").dense_tower
     with pytest.raises(SystemExit, match="--stage2-steps must be > 0, got 0"):
         config_from_args(build_parser().parse_args(["--stage2-steps", "0"]), "")

@@ -456,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/quickstart")
     parser.add_argument("--reduced", action="store_true", help="small sizes and a few steps (minutes; for tests)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--dense-tower",
+        action="store_true",
+        help="add per-patch ground-truth targets (colour, kind, size, centre, characters) to the tower's pretraining",
+    )
     steps = parser.add_argument_group("step counts (default: the recipe's; results.json stores the command)")
     for name in STEP_FLAGS:
         steps.add_argument("--" + name.replace("_", "-"), type=int, default=None)
@@ -466,6 +471,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig
     """The run's config: the recipe (or the reduced one), the seed, step counts given on the command line."""
     cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
     cfg.seed, cfg.command = args.seed, command
+    cfg.dense_tower = cfg.dense_tower or args.dense_tower
     for name in STEP_FLAGS:
         value = getattr(args, name)
         if value is None:
