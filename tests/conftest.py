@@ -51,6 +51,15 @@ def make_model(tokenizer):
 
 
 @pytest.fixture
+def saved_sec(make_model, tmp_path):
+    """The default tiny SEC-MLLM (K = 4) saved with its processor: ``(model, processor, folder)``."""
+    model, processor = make_model("sec", {"num_tokens": 4})
+    model.save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    return model, processor, tmp_path / "ckpt"
+
+
+@pytest.fixture
 def images():
     gen = torch.Generator().manual_seed(0)
     from PIL import Image

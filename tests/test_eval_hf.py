@@ -33,11 +33,8 @@ def datasets_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def ckpt(make_model, tmp_path):
-    model, processor = make_model("sec", {"num_tokens": 4})
-    model.save_pretrained(tmp_path / "ckpt")
-    processor.save_pretrained(tmp_path / "ckpt")
-    return str(tmp_path / "ckpt")
+def ckpt(saved_sec):
+    return str(saved_sec[2])
 
 
 def answers(path: Path) -> list[dict]:

@@ -18,14 +18,6 @@ SUFFIX = "\nAnswer the question using a single word or phrase."
 
 
 @pytest.fixture
-def ckpt(make_model, tmp_path):
-    model, processor = make_model("sec", {"num_tokens": 4})
-    model.save_pretrained(tmp_path / "ckpt")
-    processor.save_pretrained(tmp_path / "ckpt")
-    return model, processor, tmp_path / "ckpt"
-
-
-@pytest.fixture
 def gqa_files(tmp_path, images):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -59,29 +51,10 @@ def gqa_files(tmp_path, images):
     return qfile, folder, tmp_path / "testdev_balanced_questions.json"
 
 
-def test_gqa_cli_end_to_end(ckpt, gqa_files, tmp_path):
-    qfile, folder, questions = gqa_files
+def test_gqa_cli_end_to_end(saved_sec, gqa_files, tmp_path):
+    qfile, _, _ = gqa_files
     answers = tmp_path / "answers" / "gqa.jsonl"
-    cmd = [
-        sys.executable,
-        str(ROOT / "eval" / "gqa.py"),
-        "--model-path",
-        str(ckpt[2]),
-        "--question-file",
-        str(qfile),
-        "--image-folder",
-        str(folder),
-        "--questions",
-        str(questions),
-        "--answers-file",
-        str(answers),
-        "--batch-size",
-        "2",
-        "--max-new-tokens",
-        "3",
-        "--num-workers",
-        "0",
-    ]
+    cmd = [sys.executable, str(ROOT / "eval" / "gqa.py"), *gqa_args(saved_sec[2], gqa_files, answers)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in answers.read_text().splitlines()]
@@ -112,8 +85,8 @@ class FailingProcessor:
         return self.processor(*args, **kwargs)
 
 
-def test_interrupted_run_resumes_without_duplicates(ckpt, gqa_files, tmp_path):
-    model, processor, _ = ckpt
+def test_interrupted_run_resumes_without_duplicates(saved_sec, gqa_files, tmp_path):
+    model, processor, _ = saved_sec
     qfile, folder, _ = gqa_files
     rows = load_questions(str(qfile))
     answers = tmp_path / "resume.jsonl"
@@ -134,7 +107,7 @@ def test_interrupted_run_resumes_without_duplicates(ckpt, gqa_files, tmp_path):
     assert counting.calls == 2 and len(read_done(answers)) == 5
 
 
-def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
+def test_textvqa_cli_no_ocr(saved_sec, tmp_path, images):
     folder = tmp_path / "train_images"
     folder.mkdir()
     data, rows = [], []
@@ -170,7 +143,7 @@ def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
         sys.executable,
         str(ROOT / "eval" / "textvqa.py"),
         "--model-path",
-        str(ckpt[2]),
+        str(saved_sec[2]),
         "--question-file",
         str(qfile),
         "--image-folder",
@@ -195,7 +168,7 @@ def test_textvqa_cli_no_ocr(ckpt, tmp_path, images):
 
 
 @pytest.mark.slow
-def test_torchrun_two_shards_merge_in_question_order(ckpt, gqa_files, tmp_path):
+def test_torchrun_two_shards_merge_in_question_order(saved_sec, gqa_files, tmp_path):
     qfile, folder, questions = gqa_files
     answers = tmp_path / "sharded.jsonl"
     cmd = [
@@ -208,7 +181,7 @@ def test_torchrun_two_shards_merge_in_question_order(ckpt, gqa_files, tmp_path):
         "29731",
         str(ROOT / "eval" / "gqa.py"),
         "--model-path",
-        str(ckpt[2]),
+        str(saved_sec[2]),
         "--question-file",
         str(qfile),
         "--image-folder",
@@ -255,20 +228,20 @@ def gqa_args(model_path, gqa_files, answers, *extra):
     ]
 
 
-def test_rerun_resumes_only_the_same_model_and_overwrite_starts_fresh(ckpt, make_model, gqa_files, tmp_path):
+def test_rerun_resumes_only_the_same_model_and_overwrite_starts_fresh(saved_sec, make_model, gqa_files, tmp_path):
     from sec_mllm.evaluation.run_gqa import main
 
     other, processor = make_model("sec", {"num_tokens": 4}, seed=1)
     other.save_pretrained(tmp_path / "other")
     processor.save_pretrained(tmp_path / "other")
     answers = tmp_path / "answers" / "gqa.jsonl"
-    main(gqa_args(ckpt[2], gqa_files, answers))
+    main(gqa_args(saved_sec[2], gqa_files, answers))
     first = answers.read_text()
     meta = json.loads(Path(f"{answers}.meta.json").read_text())
-    assert meta["model_path"] == str(ckpt[2].resolve()) and meta["model_fingerprint"].startswith("sha256:")
+    assert meta["model_path"] == str(saved_sec[2].resolve()) and meta["model_fingerprint"].startswith("sha256:")
     assert meta["settings"] == {"conv_mode": "vicuna_v1", "max_new_tokens": 3, "dtype": "float32"}
 
-    main(gqa_args(ckpt[2], gqa_files, answers, "--batch-size", "3"))  # same model and settings: nothing to redo
+    main(gqa_args(saved_sec[2], gqa_files, answers, "--batch-size", "3"))  # same model and settings: nothing to redo
     assert answers.read_text() == first
 
     with pytest.raises(SystemExit, match="model_fingerprint"):

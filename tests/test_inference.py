@@ -12,16 +12,8 @@ from sec_mllm.tiny import tiny_llama_config, write_tiny_llava_checkpoint
 PROMPT = "USER: <image>\nWhat is this? ASSISTANT:"
 
 
-@pytest.fixture
-def saved_sec(make_model, tmp_path):
-    model, processor = make_model("sec", {"num_tokens": 4})
-    model.save_pretrained(tmp_path / "sec")
-    processor.save_pretrained(tmp_path / "sec")
-    return tmp_path / "sec", model
-
-
 def test_a_sec_checkpoint_loads_with_another_k_and_keeps_its_weights(saved_sec, images):
-    path, original = saved_sec
+    original, _, path = saved_sec
     model, processor = load_pretrained(str(path), num_tokens=8)
     assert (
         model.num_image_tokens == processor.num_image_tokens == 8 and model.config.projector_config["num_tokens"] == 8
@@ -34,7 +26,7 @@ def test_a_sec_checkpoint_loads_with_another_k_and_keeps_its_weights(saved_sec, 
 
 
 def test_k_outside_1_to_n_and_identity_are_refused_without_changing_the_model(saved_sec, make_model):
-    model, processor = load_pretrained(str(saved_sec[0]))
+    model, processor = load_pretrained(str(saved_sec[2]))
     before = model.projector
     with pytest.raises(ValueError, match="num_tokens=17 is larger than the number of input tokens N=16"):
         set_num_tokens(model, processor, 17)
@@ -47,7 +39,7 @@ def test_k_outside_1_to_n_and_identity_are_refused_without_changing_the_model(sa
 
 
 def test_projector_swapped_restores_the_model(saved_sec, images):
-    model, processor = load_pretrained(str(saved_sec[0]))
+    model, processor = load_pretrained(str(saved_sec[2]))
     inputs = processor(images=images[0], text=PROMPT)
     expected = model(**inputs).logits
     with projector_swapped(model, processor, "identity", {}):

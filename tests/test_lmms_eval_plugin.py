@@ -30,11 +30,8 @@ TASK, SPLIT = "toy", "test"
 
 
 @pytest.fixture
-def checkpoint(make_model, tmp_path):
-    model, processor = make_model("sec", {"num_tokens": 4})
-    model.save_pretrained(tmp_path / "ckpt")
-    processor.save_pretrained(tmp_path / "ckpt")
-    return str(tmp_path / "ckpt")
+def checkpoint(saved_sec):
+    return str(saved_sec[2])
 
 
 def plugin(checkpoint, images, batch_size="1", **kwargs) -> SecMllmLmms:
