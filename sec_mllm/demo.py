@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .evaluation.runner import build_prompt
 from .files import read_json, write_json_atomic
 from .inference import has_num_tokens, load_pretrained, projector_swapped
 from .visualize import cluster_pictures
@@ -88,13 +89,11 @@ class DemoSession:
         self.prompt_template = prompt_template
 
     def prompt(self, question: str) -> str:
-        content = f"{self.processor.image_token}\n{question}"
+        """The tokenizer's chat template unless a template is given; LLaVA's plain turn when it has none."""
         tokenizer = self.processor.tokenizer
-        if self.prompt_template is None and tokenizer.chat_template is not None:
-            return tokenizer.apply_chat_template(
-                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-            )
-        return (self.prompt_template or "USER: {question} ASSISTANT:").format(question=content)
+        use_chat = self.prompt_template is None and tokenizer.chat_template is not None
+        template = None if use_chat else (self.prompt_template or "USER: {question} ASSISTANT:")
+        return build_prompt(tokenizer, template, f"{self.processor.image_token}\n{question}")
 
     def check_k(self, k: Any) -> int:
         try:

@@ -49,9 +49,9 @@ def load_pretrained(
         if num_tokens is not None:
             set_num_tokens(model, processor, num_tokens)
     else:
-        check_llava_checkpoint(path)  # raises, naming what is missing, for anything that is not a LLaVA
+        llava_config = check_llava_checkpoint(path)  # raises, naming what is missing, for anything not a LLaVA
+        check_num_tokens_of(llava_config, num_tokens)
         projector = ("identity", {}) if num_tokens is None else ("sec", {"num_tokens": num_tokens, **TRAINING_FREE})
-        check_num_tokens_of(AutoConfig.from_pretrained(path), num_tokens)
         model, processor = llava_to_sec_mllm(path, *projector, dtype=dtype)
     if device is not None:
         model.to(device)
