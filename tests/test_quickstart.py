@@ -62,5 +62,7 @@ def test_step_flags_set_the_run_and_the_stored_command():
     assert cfg.command == "python -m sec_mllm.quickstart --out qs --stage2-steps 1200 --lm-steps 0"
     assert not cfg.dense_tower
     assert config_from_args(build_parser().parse_args(["--dense-tower"]), "").dense_tower
+    assert cfg.tower_positions == QuickstartConfig.tower_positions
+    assert config_from_args(build_parser().parse_args(["--tower-positions", "sincos"]), "").tower_positions == "sincos"
     with pytest.raises(SystemExit, match="--stage2-steps must be > 0, got 0"):
         config_from_args(build_parser().parse_args(["--stage2-steps", "0"]), "")

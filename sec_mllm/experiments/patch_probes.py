@@ -44,7 +44,7 @@ from . import synthetic_shapes as shapes
 from . import synthetic_text as text
 from .quickstart import QuickstartConfig, build_base
 from .synthetic import generate
-from .tower_pretraining import label_tensors
+from .tower_pretraining import POSITIONS, label_tensors
 
 CLASS_LABELS = {
     "color": len(patch_labels.COLOR_CLASSES),
@@ -185,19 +185,28 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, work: Path, clip_steps: int, dense_steps: int, seed: int, command: str) -> dict[str, Any]:
+def probe_tower(work: Path, name: str, steps: int, seed: int, positions: str = "learned") -> Path:
+    """The quick start's tower (``contrastive``, or ``dense`` with the dense targets) after ``steps`` pretraining
+    steps, built in ``work`` (with the data it needs) or reused from there; returns its CLIP folder. The folder
+    name holds everything that changes the tower, so a reused tower is always the one asked for."""
+    cfg = replace(
+        QuickstartConfig(), clip_steps=steps, dense_tower=name == "dense", seed=seed, tower_positions=positions
+    )
     data = work / "data"
-    if not (data / "train" / "patch_labels.json").exists():
-        generate(str(data), QuickstartConfig().sizes, seed)
-    towers: dict[str, Path] = {}
-    plans = [("contrastive", replace(QuickstartConfig(), clip_steps=clip_steps, seed=seed))]
+    base = work / (f"base_{name}_{steps}" + ("" if positions == "learned" else f"_{positions}"))
+    if not (base / "clip" / "config.json").exists():
+        if not (data / "train" / "patch_labels.json").exists():
+            generate(str(data), cfg.sizes, seed)
+        build_base(cfg, data, base)
+    return base / "clip"
+
+
+def run(
+    out: Path, work: Path, clip_steps: int, dense_steps: int, seed: int, command: str, positions: str = "learned"
+) -> dict[str, Any]:
+    towers = {"contrastive": probe_tower(work, "contrastive", clip_steps, seed, positions)}
     if dense_steps:
-        plans.append(("dense", replace(QuickstartConfig(), clip_steps=dense_steps, dense_tower=True, seed=seed)))
-    for name, cfg in plans:
-        base = work / f"base_{name}_{cfg.clip_steps}"
-        if not (base / "clip" / "config.json").exists():
-            build_base(cfg, data, base)
-        towers[name] = base / "clip"
+        towers["dense"] = probe_tower(work, "dense", dense_steps, seed, positions)
     trained = {name: CLIPModel.from_pretrained(path).vision_model for name, path in towers.items()}
     config = next(iter(trained.values())).config
     torch.manual_seed(seed)
@@ -205,7 +214,13 @@ def run(out: Path, work: Path, clip_steps: int, dense_steps: int, seed: int, com
     processor = default_image_processor(config)
     x_train, y_train = probe_images(1500, seed + 101, processor)
     x_test, y_test = probe_images(600, seed + 202, processor)
-    result: dict[str, Any] = {"command": command, "seed": seed, "layer": LAYER, "towers": {}}
+    result: dict[str, Any] = {
+        "command": command,
+        "seed": seed,
+        "layer": LAYER,
+        "tower_positions": positions,
+        "towers": {},
+    }
     patch = config.patch_size
     probe = linear_probe(patch_pixels(x_train, patch), patch_pixels(x_test, patch), y_train, y_test, seed=seed)
     result["towers"]["pixels"] = {"pretraining_steps": 0, "probe": probe}
@@ -225,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="runs/patch_probes", help="data and towers (reused when present)")
     parser.add_argument("--clip-steps", type=int, default=QuickstartConfig.clip_steps, help="contrastive tower")
     parser.add_argument("--dense-steps", type=int, default=0, help="tower with dense targets too (0: none)")
+    parser.add_argument(
+        "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.clip_steps <= 0 or args.dense_steps < 0:
@@ -232,7 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join(
         ["python", "-m", "sec_mllm.experiments.patch_probes", *(sys.argv[1:] if argv is None else argv)]
     )
-    result = run(Path(args.out), Path(args.work), args.clip_steps, args.dense_steps, args.seed, command)
+    result = run(
+        Path(args.out), Path(args.work), args.clip_steps, args.dense_steps, args.seed, command, args.tower_positions
+    )
     print(table(result))
 
 

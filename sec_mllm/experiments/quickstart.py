@@ -47,7 +47,7 @@ from .blind import write_blind_answers
 from .lm_pretraining import corpus_texts, pretrain_lm
 from .strata import gqa_by_stratum, textvqa_by_stratum
 from .synthetic import SyntheticSizes, generate
-from .tower_pretraining import pretrain_clip
+from .tower_pretraining import POSITIONS, pretrain_clip
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} ASSISTANT:"
@@ -80,6 +80,7 @@ class QuickstartConfig:
     vision_layers: int = 4
     clip_steps: int = 300
     dense_tower: bool = False  # per-patch ground-truth targets in the tower's pretraining (tower_pretraining.py)
+    tower_positions: str = "learned"  # the tower's position embedding at the start: learned or sincos
     lm_steps: int = 0  # text-only pretraining of the tiny LM on the corpus (lm_pretraining.py)
     group_by_modality: bool = True  # stage 2's --group_by_modality_length (LLaVA's setting)
     stage1_steps: int = 60
@@ -163,6 +164,7 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         batch_size=min(64, cfg.sizes.captions),
         seed=cfg.seed,
         patch_labels_file=str(data / "train" / "patch_labels.json") if cfg.dense_tower else None,
+        positions=cfg.tower_positions,
     )
     clip.save_pretrained(base / "clip")
     return {
@@ -461,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add per-patch ground-truth targets (colour, kind, size, centre, characters) to the tower's pretraining",
     )
+    parser.add_argument(
+        "--tower-positions",
+        choices=POSITIONS,
+        default=None,
+        help="how the tower's position embedding starts: CLIP's random init or a 2-D sin-cos table",
+    )
     steps = parser.add_argument_group("step counts (default: the recipe's; results.json stores the command)")
     for name in STEP_FLAGS:
         steps.add_argument("--" + name.replace("_", "-"), type=int, default=None)
@@ -472,6 +480,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig
     cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
     cfg.seed, cfg.command = args.seed, command
     cfg.dense_tower = cfg.dense_tower or args.dense_tower
+    cfg.tower_positions = args.tower_positions or cfg.tower_positions
     for name in STEP_FLAGS:
         value = getattr(args, name)
         if value is None:

@@ -15,6 +15,14 @@ Real CLIP features carry such local detail (colours, parts, and the words of leg
 sign text are not decodable from its patch features, even at the object level), so this stands in for that
 pretraining. The heads are
 discarded: the saved model is a plain ``CLIPModel``.
+
+Position: with ``positions="sincos"`` the tower's position embedding starts as a fixed-frequency 2-D sin-cos
+table (as MAE's ViTs; still trained) instead of CLIP's small random one. Measured on the learned-position towers
+(patch features at layer -2, 300 / 200 fresh images): a linear read-out of a patch's column reached R^2 0.14
+and told left from right half for 70 % of patches (the position embedding's norm was 0.3 against 5.4 for
+the patch embedding); a language model with rotary positions only gets absolute position from the features.
+With the sin-cos start a random tower already gives R^2 0.89; in the quick start it did not by itself lift the
+"on which side" questions from chance (the README's diagnosis), so ``learned`` stays the default.
 """
 
 from __future__ import annotations
@@ -121,6 +129,34 @@ class DenseHeads(nn.Module):
         return color + kind + size + written + centre + chars
 
 
+POSITIONS = ("learned", "sincos")
+
+
+def sincos_positions(width: int, grid: int) -> torch.Tensor:
+    """2-D sin-cos position table for a ``grid`` x ``grid`` patch grid in raster order: [grid * grid, width];
+    half the channels encode the row, half the column, each as sines and cosines of width / 4 frequencies."""
+    if width % 4:
+        raise ValueError(f"sin-cos positions need a width divisible by 4, got {width}")
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    freqs = 1.0 / 10000 ** (torch.arange(width // 4) / (width // 4))  # [width / 4]
+    parts = []
+    for coord in (rows.flatten(), cols.flatten()):
+        angles = coord[:, None].float() * freqs[None]  # [grid^2, width / 4]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, 1)
+
+
+def start_positions(embeddings: nn.Module, config: CLIPVisionConfig, positions: str) -> None:
+    """Set a CLIP vision embedding's position table as ``positions`` asks (``learned``: leave CLIP's init)."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    if positions == "sincos":
+        table = embeddings.position_embedding.weight  # [1 + grid^2, D], row 0: CLS
+        with torch.no_grad():
+            table.zero_()
+            table[1:] = sincos_positions(config.hidden_size, config.image_size // config.patch_size)
+
+
 def pretrain_clip(
     captions_file: str,
     image_folder: str,
@@ -133,9 +169,11 @@ def pretrain_clip(
     seed: int = 0,
     patch_labels_file: str | None = None,
     dense_layer: int = -2,
+    positions: str = "learned",
 ) -> tuple[CLIPModel, dict[str, list[float]]]:
     """Train a CLIP whose vision tower follows ``vision_config``; returns the model and the loss curves
-    (``contrastive`` and, with ``patch_labels_file``, ``dense``)."""
+    (``contrastive`` and, with ``patch_labels_file``, ``dense``). ``positions``: how the tower's position
+    embedding starts, ``learned`` (CLIP's random init) or ``sincos`` (see the module docstring)."""
     torch.manual_seed(seed)
     text_config = CLIPTextConfig(
         vocab_size=len(tokenizer),
@@ -155,6 +193,7 @@ def pretrain_clip(
             projection_dim=vision_config.hidden_size,
         )
     )
+    start_positions(model.vision_model.embeddings, vision_config, positions)
     heads = DenseHeads(vision_config.hidden_size) if patch_labels_file else None
     data = CaptionImages(
         captions_file, image_folder, tokenizer, default_image_processor(vision_config), patch_labels_file
