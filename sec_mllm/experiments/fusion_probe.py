@@ -246,10 +246,11 @@ def run(
 
 def table(result: dict[str, Any]) -> str:
     sets = list(result["feature_sets"])
+    samples = result["feature_sets"][sets[0]]["curve"][-1]["samples"]
     rows = sorted({k for v in result["feature_sets"].values() for k in v["final"]}, key=_row_order)
     lines = [
         f"Fusion classifier on frozen patch features: test accuracy (%) after {result['steps']} steps "
-        f"({result['steps'] * 64:,} samples seen), seed {result['seed']}",
+        f"({samples:,} samples seen), seed {result['seed']}",
         "",
         "| family | " + " | ".join(sets) + " |",
         "|---|" + "---:|" * len(sets),

@@ -28,8 +28,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..evaluation.runner import build_prompt
-from ..files import iter_jsonl, read_json, write_json_atomic, write_text_atomic
+from ..evaluation.runner import build_prompt, load_questions
+from ..evaluation.textvqa import find_annotation, index_annotations, normalize_answer
+from ..files import read_json, write_json_atomic, write_text_atomic
 from ..inference import load_pretrained
 
 BENCHMARKS = {
@@ -41,29 +42,26 @@ BENCHMARKS = {
 def benchmark_questions(data: Path, benchmark: str) -> list[dict[str, Any]]:
     """``{"prompt", "image", "family", "answer"}`` per question of one synthetic benchmark, in file order."""
     question_file, image_folder = BENCHMARKS[benchmark]
+    questions = load_questions(str(data / question_file))
     if benchmark == "shapes_gqa":
         meta = read_json(str(data / "gqa" / "data" / "testdev_balanced_questions.json"))
+        items = [meta[str(q["question_id"])] for q in questions]
+        answers = [item["answer"] for item in items]
     else:
-        meta = {
-            str(item["question_id"]): item
-            for item in read_json(str(data / "textvqa" / "TextVQA_0.5.1_val.json"))["data"]
+        annotation_file = data / "textvqa" / "TextVQA_0.5.1_val.json"
+        by_id, by_key = index_annotations(read_json(str(annotation_file))["data"])
+        items = [find_annotation(q, by_id, by_key, f"{question_file}: {q['question_id']}") for q in questions]
+        # the annotators' most common answer after the metric's own normalisation
+        answers = [Counter(map(normalize_answer, item["answers"])).most_common(1)[0][0] for item in items]
+    return [
+        {
+            "prompt": q["text"],
+            "image": str(data / image_folder / q["image"]),
+            "family": item["stratum"]["family"],
+            "answer": answer,
         }
-    rows = []
-    for _, row in iter_jsonl(str(data / question_file)):
-        item = meta[str(row.get("textvqa_question_id", row["question_id"]))]
-        if benchmark == "shapes_gqa":
-            answer = item["answer"]
-        else:  # the annotators' most common answer, folded as the metric folds case and a final period
-            answer = Counter(a.lower().rstrip(".") for a in item["answers"]).most_common(1)[0][0]
-        rows.append(
-            {
-                "prompt": row["text"],
-                "image": str(data / image_folder / row["image"]),
-                "family": item["stratum"]["family"],
-                "answer": answer,
-            }
-        )
-    return rows
+        for q, item, answer in zip(questions, items, answers)
+    ]
 
 
 @torch.no_grad()
@@ -94,19 +92,18 @@ def measure(model_path: str, data: Path, limit: int | None = None) -> dict[str, 
     for benchmark in BENCHMARKS:
         rows = benchmark_questions(data, benchmark)[:limit]
         sums: dict[str, defaultdict[str, Any]] = defaultdict(lambda: defaultdict(float))
+        images = [Image.open(row["image"]).convert("RGB") for row in rows]
         for i, row in enumerate(tqdm(rows, desc=benchmark)):
             prompt = build_prompt(tokenizer, None, processor.image_token + "\n" + row["prompt"])  # as eval/ asks
-            own = Image.open(row["image"]).convert("RGB")
-            other = Image.open(rows[(i + 1) % len(rows)]["image"]).convert("RGB")
-            real, shares = answer_position(model, processor, prompt, own)
-            swapped, _ = answer_position(model, processor, prompt, other)
+            real, shares = answer_position(model, processor, prompt, images[i])
+            swapped, _ = answer_position(model, processor, prompt, images[(i + 1) % len(rows)])
             token = first_answer_token(tokenizer, prompt, row["answer"])
             entry = sums[row["family"]]
             entry["count"] += 1
             entry["kl_swapped"] += float((real.exp() * (real - swapped)).sum())
             entry["nll_real"] += float(-real[token])
             entry["nll_swapped"] += float(-swapped[token])
-            entry["attention_on_image"] = entry.get("attention_on_image", 0) + shares
+            entry["attention_on_image"] += shares  # [L]
         result[benchmark] = {
             family: {
                 "count": int(v["count"]),
