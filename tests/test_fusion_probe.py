@@ -58,6 +58,17 @@ def test_blind_at_chance_pixels_learn_colours_and_runs_repeat(tmp_path):
     assert "| choose_color |" in (tmp_path / "a" / "fusion_probe.md").read_text()
 
 
+def test_ground_truth_features_read_the_sign(tmp_path):
+    """The ``labels`` set (a perfect tower) names the sign's word, which the question alone cannot (1 in 16)."""
+    torch.set_num_threads(1)
+    result = _run(tmp_path, "labels", ["labels"], "read_single", steps=100)
+    assert result["feature_sets"]["labels"]["final"]["read_single"] > 80  # 100.0 at 150 steps when written
+    questions = sample_questions(3, "t", _processor(), "read_single", with_labels=True)
+    assert questions.labels.shape == (3, 64, 168)
+    assert questions.labels[:, :, 7:11].sum() > 0 and questions.labels[:, :, 1:7].sum() == 0  # sign colours only
+    assert sample_questions(3, "t", _processor(), "read_single").labels.numel() == 0
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

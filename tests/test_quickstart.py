@@ -62,6 +62,16 @@ def test_step_flags_set_the_run_and_the_stored_command():
     assert cfg.command == "python -m sec_mllm.quickstart --out qs --stage2-steps 1200 --lm-steps 0"
     assert not cfg.dense_tower
     assert config_from_args(build_parser().parse_args(["--dense-tower"]), "").dense_tower
+    assert cfg.dense_images == 0
+    assert cfg.sizes.turns == 1
+    assert config_from_args(build_parser().parse_args(["--turns", "4"]), "").sizes.turns == 4
+    with pytest.raises(SystemExit, match="--turns must be > 0, got 0"):
+        config_from_args(build_parser().parse_args(["--turns", "0"]), "")
+    assert config_from_args(build_parser().parse_args(["--dense-images", "500"]), "").dense_images == 500
+    with pytest.raises(SystemExit, match="--dense-images must be > 0, got 0"):
+        config_from_args(build_parser().parse_args(["--dense-images", "0"]), "")
+    with pytest.raises(SystemExit, match="give one of the two"):
+        config_from_args(build_parser().parse_args(["--dense-images", "500", "--dense-tower"]), "")
     assert cfg.tower_positions == QuickstartConfig.tower_positions
     assert config_from_args(build_parser().parse_args(["--tower-positions", "sincos"]), "").tower_positions == "sincos"
     with pytest.raises(SystemExit, match="--stage2-steps must be > 0, got 0"):

@@ -12,9 +12,13 @@ multimodal model's job without the generation, the language prior or the connect
 the synthetic generators (Shapes-GQA and Rendered-TextVQA in the training data's 60 / 40 mix; a new image per
 question), so a family it cannot learn here is not the LLaVA pipeline's fault. Feature sets: ``pixels`` (each
 patch's raw pixels), ``none`` (all-zero features: the question-only floor, chance on these balanced families),
-``random`` (a tower with random weights), ``contrastive`` and ``dense`` (patch_probes.py's towers, reused from
-its work folder and built there when missing). Accuracy per family is recorded along training (samples seen),
-so plateaus show. ``--family position`` restricts training and test to one family.
+``random`` (a tower with random weights), ``contrastive``, ``dense`` and ``fresh`` (patch_probes.py's towers,
+reused from its work folder and built there when missing; ``fresh`` learned the dense targets on generated images),
+and ``labels``: each patch's ground truth from the generator
+(patch_labels.one_hot: colour, kind, size, the sign's text, object centre, characters), the features of a
+perfect tower, which bounds what the fusion can learn in the same number of samples. Accuracy per family is
+recorded along training (samples seen), so plateaus show. ``--family position`` restricts training and test to
+one family.
 
 Writes DIR/fusion_probe.json (the command, the seed, every figure), DIR/fusion_probe.md (the final table) and
 DIR/fusion_probe.png (accuracy per family against samples seen, one panel per feature set).
@@ -41,12 +45,12 @@ from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import synthetic_shapes as shapes
 from . import synthetic_text as text
-from .patch_labels import PATCH
+from .patch_labels import PATCH, one_hot, shapes_labels, text_labels
 from .patch_probes import LAYER, patch_features, patch_pixels, probe_tower
 from .quickstart import QuickstartConfig
 from .tower_pretraining import POSITIONS
 
-FEATURE_SETS = ("none", "pixels", "random", "contrastive", "dense")
+FEATURE_SETS = ("none", "pixels", "random", "contrastive", "dense", "fresh", "labels")
 FAMILIES = (*shapes.FAMILIES, *text.TEXT_FAMILIES)
 SHAPES_SHARE = 0.6  # the training data's mix: 6,000 Shapes-GQA and 4,000 Rendered-TextVQA questions
 MAX_WORDS = 20
@@ -56,6 +60,7 @@ CANVAS = shapes.CANVAS
 @dataclass
 class Questions:
     pixels: torch.Tensor  # [M, 3, H, W], normalised for the tower
+    labels: torch.Tensor  # [M, N, F], each patch's ground truth (patch_labels.one_hot); empty unless asked for
     words: list[list[str]]  # the question's words, lower case, "?" split off
     answers: list[str]
     families: list[str]
@@ -65,26 +70,31 @@ def words_of(question: str) -> list[str]:
     return question.lower().replace("?", " ?").split()
 
 
-def sample_questions(count: int, seed: str, processor: Any, family: str | None) -> Questions:
-    """``count`` fresh questions, each on its own image; ``family`` restricts them to one family."""
+def sample_questions(
+    count: int, seed: str, processor: Any, family: str | None, with_labels: bool = False
+) -> Questions:
+    """``count`` fresh questions, each on its own image; ``family`` restricts them to one family; ``with_labels``:
+    also each patch's ground truth (else ``labels`` is empty)."""
     rng = random.Random(seed)
-    pixels, words, answers, families = [], [], [], []
+    pixels, labels, words, answers, families = [], [], [], [], []
     for _ in tqdm(range(count), desc=f"questions ({seed})", leave=False):
         on_shapes = family in shapes.FAMILIES if family else rng.random() < SHAPES_SHARE
         if on_shapes:
             fam, answer, scene, question, _, _ = shapes.sample_question(rng, family)
-            image = shapes.render(scene, rng)
+            image, truth = shapes.render(scene, rng), (shapes_labels(scene) if with_labels else None)
         else:
             while True:
                 fam, answer, signs, question, _ = text.sample_text_question(rng)
                 if family in (None, fam):
                     break
-            image = text.render(signs, rng)
+            image, truth = text.render(signs, rng), (text_labels(signs) if with_labels else None)
         pixels.append(processor(image, return_tensors="pt")["pixel_values"][0])
+        if truth is not None:
+            labels.append(one_hot(truth))
         words.append(words_of(question))
         answers.append(answer)
         families.append(fam)
-    return Questions(torch.stack(pixels), words, answers, families)
+    return Questions(torch.stack(pixels), torch.stack(labels) if labels else torch.empty(0), words, answers, families)
 
 
 class FusionClassifier(nn.Module):
@@ -170,14 +180,14 @@ def train_fusion(
     return curve
 
 
-def tower_of(name: str, work: Path, seed: int, clip_steps: int, dense_steps: int, positions: str) -> CLIPVisionModel:
-    """patch_probes.py's towers (a random one has the contrastive tower's shape), built or reused in ``work``."""
+def tower_of(name: str, work: Path, seed: int, steps_of: dict[str, int], positions: str) -> CLIPVisionModel:
+    """patch_probes.py's towers (a random one has the contrastive tower's shape), built or reused in ``work``;
+    ``steps_of``: pretraining steps per tower name."""
     if name == "random":
-        config = CLIPConfig.from_pretrained(probe_tower(work, "contrastive", clip_steps, seed, positions))
+        config = CLIPConfig.from_pretrained(probe_tower(work, "contrastive", steps_of["contrastive"], seed, positions))
         torch.manual_seed(seed)
         return CLIPVisionModel(config.vision_config)
-    steps = clip_steps if name == "contrastive" else dense_steps
-    return CLIPModel.from_pretrained(probe_tower(work, name, steps, seed, positions)).vision_model
+    return CLIPModel.from_pretrained(probe_tower(work, name, steps_of[name], seed, positions)).vision_model
 
 
 def run(
@@ -193,17 +203,20 @@ def run(
     clip_steps: int = QuickstartConfig.clip_steps,
     dense_steps: int = 600,
     positions: str = "learned",
+    fresh_steps: int = 3000,
 ) -> dict[str, Any]:
+    steps_of = {"contrastive": clip_steps, "dense": dense_steps, "fresh": fresh_steps}
     towers = {
-        name: tower_of(name, work, seed, clip_steps, dense_steps, positions)
+        name: tower_of(name, work, seed, steps_of, positions)
         for name in feature_sets
-        if name not in ("none", "pixels")
+        if name not in ("none", "pixels", "labels")
     }
     # The towers' input geometry; raw pixels need only the image and patch size of the benchmark.
     config = next(iter(towers.values())).config if towers else CLIPVisionConfig(image_size=CANVAS, patch_size=PATCH)
     processor = default_image_processor(config)
-    train = sample_questions(train_size, f"fusion-train-{seed}", processor, family)
-    test = sample_questions(test_size, f"fusion-test-{seed}", processor, family)
+    with_labels = "labels" in feature_sets
+    train = sample_questions(train_size, f"fusion-train-{seed}", processor, family, with_labels)
+    test = sample_questions(test_size, f"fusion-test-{seed}", processor, family, with_labels)
     vocab = {w: i + 1 for i, w in enumerate(sorted({w for q in train.words + test.words for w in q}))}
     answer_ids = {a: i for i, a in enumerate(sorted(set(train.answers + test.answers)))}
     train_words, test_words = word_ids(train.words, vocab), word_ids(test.words, vocab)
@@ -215,6 +228,7 @@ def run(
         "layer": LAYER,
         "family": family,
         "tower_positions": positions,
+        "tower_steps": {name: steps_of[name] for name in towers if name in steps_of},
         "train_questions": train_size,
         "test_questions": test_size,
         "steps": steps,
@@ -226,6 +240,8 @@ def run(
             test_x = patch_pixels(test.pixels, config.patch_size)
             if name == "none":
                 train_x, test_x = torch.zeros_like(train_x), torch.zeros_like(test_x)
+        elif name == "labels":
+            train_x, test_x = train.labels, test.labels
         else:
             train_x, test_x = patch_features(towers[name], train.pixels), patch_features(towers[name], test.pixels)
         curve = train_fusion(
@@ -293,12 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for fusion_probe.json / .md / .png")
     parser.add_argument("--work", default="runs/patch_probes", help="patch_probes.py's data and towers (reused)")
-    parser.add_argument("--features", nargs="+", default=list(FEATURE_SETS), help=f"of {', '.join(FEATURE_SETS)}")
+    parser.add_argument("--features", nargs="+", default=list(FEATURE_SETS[:5]), help=f"of {', '.join(FEATURE_SETS)}")
     parser.add_argument("--steps", type=int, default=3000, help="training steps of batch 64")
     parser.add_argument("--train-size", type=int, default=30000, help="fresh training questions")
     parser.add_argument("--test-size", type=int, default=3000)
     parser.add_argument("--family", default=None, help=f"train and test on one family, of {', '.join(FAMILIES)}")
     parser.add_argument("--dense-steps", type=int, default=600, help="the dense tower's pretraining steps")
+    parser.add_argument("--fresh-steps", type=int, default=3000, help="the fresh tower's pretraining steps")
     parser.add_argument(
         "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"
     )
@@ -309,8 +326,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(FEATURE_SETS)}")
     if args.family is not None and args.family not in FAMILIES:
         parser.error(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}")
-    if min(args.steps, args.train_size, args.test_size) <= 0:
-        parser.error("--steps, --train-size and --test-size must be > 0")
+    if min(args.steps, args.train_size, args.test_size, args.dense_steps, args.fresh_steps) <= 0:
+        parser.error("--steps, --train-size, --test-size, --dense-steps and --fresh-steps must be > 0")
     command = shlex.join(
         ["python", "-m", "sec_mllm.experiments.fusion_probe", *(sys.argv[1:] if argv is None else argv)]
     )
@@ -326,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         command,
         dense_steps=args.dense_steps,
         positions=args.tower_positions,
+        fresh_steps=args.fresh_steps,
     )
     print(table(result))
 

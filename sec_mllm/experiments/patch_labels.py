@@ -8,13 +8,16 @@ of an object or sign), ``text`` (the word or number written on the sign covering
 ``chars`` (the characters whose glyph box overlaps the patch). They serve two experiments: linear probes of
 a tower's patch features (does the tower keep what a question needs?) and dense supervision of the tiny
 tower's pretraining, a stand-in for the local detail that real CLIP features carry and a tower trained on
-4,000 captions does not learn.
+4,000 captions does not learn. ``one_hot`` turns them into the features of a perfect tower (the fusion
+probe's ``labels`` set: what a classifier can do when the tower keeps everything a question needs).
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import torch
 from PIL import Image, ImageDraw
 
 from . import synthetic_shapes as shapes
@@ -100,3 +103,57 @@ def text_labels(signs: list[text.Sign]) -> dict[str, Any]:
                 chars[patch].add(char.lower())
     chars_present = ["".join(sorted(c)) for c in chars]
     return {"color": color, "kind": kind, "size": size, "centre": centre, "text": written, "chars": chars_present}
+
+
+def one_hot(labels: dict[str, Any]) -> torch.Tensor:
+    """One image's labels as per-patch features ``[N, F]``: one-hot colour, kind, size and text, the centre flag
+    and the multi-hot characters (F = 11 + 6 + 7 + 107 + 1 + 36 = 168)."""
+    parts = []
+    classes_of = {"color": COLOR_CLASSES, "kind": KIND_CLASSES, "size": SIZE_CLASSES, "text": TEXT_CLASSES}
+    for key, classes in classes_of.items():
+        parts.append(torch.nn.functional.one_hot(torch.tensor(labels[key]), len(classes)).float())  # [N, C]
+    parts.append(torch.tensor(labels["centre"], dtype=torch.float)[:, None])  # [N, 1]
+    parts.append(chars_multi_hot(labels["chars"]))
+    return torch.cat(parts, 1)
+
+
+def chars_multi_hot(chars: list[str]) -> torch.Tensor:
+    """Per patch, the characters present (``labels["chars"]``) as a multi-hot ``[N, len(CHARS)]``."""
+    out = torch.zeros(len(chars), len(CHARS))
+    for patch, present in enumerate(chars):
+        for c in present:
+            out[patch, CHARS.index(c)] = 1.0
+    return out
+
+
+def label_tensors(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One image's per-patch ground truth as tensors: color / kind / size / text ``[N]`` (long), centre ``[N]`` and
+    chars ``[N, len(CHARS)]`` (float, multi-hot)."""
+    return {
+        "color": torch.tensor(labels["color"]),
+        "kind": torch.tensor(labels["kind"]),
+        "size": torch.tensor(labels["size"]),
+        "text": torch.tensor(labels["text"]),
+        "centre": torch.tensor(labels["centre"], dtype=torch.float),
+        "chars": chars_multi_hot(labels["chars"]),
+    }
+
+
+def labelled_images(count: int, seed: str, processor: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``count`` fresh images, alternating Shapes-GQA scenes and Rendered-TextVQA signs (drawn as the benchmark
+    draws them for a question), with their labels: pixels ``[M, 3, H, W]`` as ``processor`` prepares them and
+    label_tensors' fields stacked ``[M, ...]``. The same ``seed`` gives the same images."""
+    if count <= 0:
+        raise ValueError(f"count must be > 0, got {count}")
+    rng = random.Random(seed)
+    pixels, labels = [], []
+    for i in range(count):
+        if i % 2 == 0:
+            _, _, scene, _, _, _ = shapes.sample_question(rng)
+            image, label = shapes.render(scene, rng), shapes_labels(scene)
+        else:
+            _, _, signs, _, _ = text.sample_text_question(rng)
+            image, label = text.render(signs, rng), text_labels(signs)
+        pixels.append(processor(image, return_tensors="pt")["pixel_values"][0])
+        labels.append(label_tensors(label))
+    return torch.stack(pixels), {k: torch.stack([y[k] for y in labels]) for k in labels[0]}

@@ -1,13 +1,15 @@
 """Linear probes of a frozen vision tower's patch features: does the tower keep what the questions ask about?
 
-    python -m sec_mllm.experiments.patch_probes --out benchmarks/results/probes [--clip-steps 300] [--dense-steps 600]
+    python -m sec_mllm.experiments.patch_probes --out benchmarks/results/probes [--clip-steps 300]
+        [--dense-steps 600] [--fresh-steps 3000]
 
 Builds the quick start's data and towers (``quickstart.build_base``): the contrastive tiny CLIP the quick start
 freezes, and, with ``--dense-steps``, the same tower trained with the dense per-patch targets as well
-(tower_pretraining.py); a tower with random weights of the same shape is the floor. Each tower's patch tokens
-at the layer the multimodal model reads (-2, as LLaVA) are computed for fresh images of both benchmarks (not
-the training images), and one linear head per ground-truth label of patch_labels.py is fitted on 1,500
-images and scored on 600 others: colour, kind of object, size, object centre, the sign's word or number, and
+(tower_pretraining.py), with ``--fresh-steps`` one whose dense targets come from 20,000 freshly generated images
+instead of the 4,000 caption images; a tower with random weights of the same shape is the floor. Each tower's
+patch tokens at the layer the multimodal model reads (-2, as LLaVA) are computed for fresh images of both
+benchmarks (not the training images), and one linear head per ground-truth label of patch_labels.py is fitted on
+1,500 images and scored on 600 others: colour, kind of object, size, object centre, the sign's word or number, and
 the characters present. A probe of each patch's own raw pixels (what a patch embedding sees before any
 layer mixes patches) is the reference for what is there to be read. Multi-class labels report accuracy,
 accuracy on the patches that show something (label not 0: for ``text``, the patches of a sign) and macro-F1
@@ -25,7 +27,6 @@ output exists (data, towers) are reused, so a rerun with more towers does not re
 from __future__ import annotations
 
 import argparse
-import random
 import shlex
 import sys
 from dataclasses import replace
@@ -40,11 +41,9 @@ from transformers import CLIPModel, CLIPVisionModel
 from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import patch_labels
-from . import synthetic_shapes as shapes
-from . import synthetic_text as text
 from .quickstart import QuickstartConfig, build_base
 from .synthetic import generate
-from .tower_pretraining import POSITIONS, label_tensors
+from .tower_pretraining import POSITIONS
 
 CLASS_LABELS = {
     "color": len(patch_labels.COLOR_CLASSES),
@@ -54,23 +53,8 @@ CLASS_LABELS = {
 }
 BINARY_LABELS = {"centre": 1, "chars": len(patch_labels.CHARS)}
 PROBE_STEPS = 300
+FRESH_IMAGES = 20000  # the ``fresh`` tower's labelled images for the dense targets
 LAYER = -2
-
-
-def probe_images(count: int, seed: int, processor: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``count`` fresh images, alternating Shapes-GQA scenes and Rendered-TextVQA signs, with their labels."""
-    rng = random.Random(f"probe-{seed}")
-    pixels, labels = [], []
-    for i in range(count):
-        if i % 2 == 0:
-            _, _, scene, _, _, _ = shapes.sample_question(rng)
-            image, label = shapes.render(scene, rng), patch_labels.shapes_labels(scene)
-        else:
-            _, _, signs, _, _ = text.sample_text_question(rng)
-            image, label = text.render(signs, rng), patch_labels.text_labels(signs)
-        pixels.append(processor(image, return_tensors="pt")["pixel_values"][0])
-        labels.append(label_tensors(label))
-    return torch.stack(pixels), {k: torch.stack([y[k] for y in labels]) for k in labels[0]}  # [M, 3, H, W]
 
 
 @torch.no_grad()
@@ -186,11 +170,17 @@ def table(result: dict[str, Any]) -> str:
 
 
 def probe_tower(work: Path, name: str, steps: int, seed: int, positions: str = "learned") -> Path:
-    """The quick start's tower (``contrastive``, or ``dense`` with the dense targets) after ``steps`` pretraining
-    steps, built in ``work`` (with the data it needs) or reused from there; returns its CLIP folder. The folder
-    name holds everything that changes the tower, so a reused tower is always the one asked for."""
+    """The quick start's tower (``contrastive``; ``dense`` with the dense targets on the caption images; ``fresh``
+    with them on FRESH_IMAGES generated images) after ``steps`` pretraining steps, built in ``work`` (with the
+    data it needs) or reused from there; returns its CLIP folder. The folder name holds everything that changes
+    the tower, so a reused tower is always the one asked for."""
     cfg = replace(
-        QuickstartConfig(), clip_steps=steps, dense_tower=name == "dense", seed=seed, tower_positions=positions
+        QuickstartConfig(),
+        clip_steps=steps,
+        dense_tower=name == "dense",
+        dense_images=FRESH_IMAGES if name == "fresh" else 0,
+        seed=seed,
+        tower_positions=positions,
     )
     data = work / "data"
     base = work / (f"base_{name}_{steps}" + ("" if positions == "learned" else f"_{positions}"))
@@ -202,18 +192,28 @@ def probe_tower(work: Path, name: str, steps: int, seed: int, positions: str = "
 
 
 def run(
-    out: Path, work: Path, clip_steps: int, dense_steps: int, seed: int, command: str, positions: str = "learned"
+    out: Path,
+    work: Path,
+    clip_steps: int,
+    dense_steps: int,
+    seed: int,
+    command: str,
+    positions: str = "learned",
+    fresh_steps: int = 0,
 ) -> dict[str, Any]:
-    towers = {"contrastive": probe_tower(work, "contrastive", clip_steps, seed, positions)}
-    if dense_steps:
-        towers["dense"] = probe_tower(work, "dense", dense_steps, seed, positions)
+    steps_of = {"random": 0, "contrastive": clip_steps, "dense": dense_steps, "fresh": fresh_steps}
+    towers = {
+        name: probe_tower(work, name, steps_of[name], seed, positions)
+        for name in ("contrastive", "dense", "fresh")
+        if steps_of[name]
+    }
     trained = {name: CLIPModel.from_pretrained(path).vision_model for name, path in towers.items()}
     config = next(iter(trained.values())).config
     torch.manual_seed(seed)
     random_tower = CLIPVisionModel(config)
     processor = default_image_processor(config)
-    x_train, y_train = probe_images(1500, seed + 101, processor)
-    x_test, y_test = probe_images(600, seed + 202, processor)
+    x_train, y_train = patch_labels.labelled_images(1500, f"probe-{seed + 101}", processor)
+    x_test, y_test = patch_labels.labelled_images(600, f"probe-{seed + 202}", processor)
     result: dict[str, Any] = {
         "command": command,
         "seed": seed,
@@ -225,9 +225,8 @@ def run(
     probe = linear_probe(patch_pixels(x_train, patch), patch_pixels(x_test, patch), y_train, y_test, seed=seed)
     result["towers"]["pixels"] = {"pretraining_steps": 0, "probe": probe}
     for name, tower in tqdm({"random": random_tower, **trained}.items(), desc="probing towers"):
-        steps = 0 if name == "random" else (clip_steps if name == "contrastive" else dense_steps)
         probe = linear_probe(patch_features(tower, x_train), patch_features(tower, x_test), y_train, y_test, seed=seed)
-        result["towers"][name] = {"pretraining_steps": steps, "probe": probe}
+        result["towers"][name] = {"pretraining_steps": steps_of[name], "probe": probe}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "probes.json", result)
     write_text_atomic(out / "probes.md", table(result))
@@ -241,17 +240,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip-steps", type=int, default=QuickstartConfig.clip_steps, help="contrastive tower")
     parser.add_argument("--dense-steps", type=int, default=0, help="tower with dense targets too (0: none)")
     parser.add_argument(
+        "--fresh-steps", type=int, default=0, help="tower with dense targets on fresh generated images (0: none)"
+    )
+    parser.add_argument(
         "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.clip_steps <= 0 or args.dense_steps < 0:
-        parser.error(f"--clip-steps must be > 0 and --dense-steps >= 0, got {args.clip_steps} and {args.dense_steps}")
+    if args.clip_steps <= 0 or min(args.dense_steps, args.fresh_steps) < 0:
+        parser.error(
+            f"--clip-steps must be > 0 and --dense-steps, --fresh-steps >= 0, got {args.clip_steps}, "
+            f"{args.dense_steps} and {args.fresh_steps}"
+        )
     command = shlex.join(
         ["python", "-m", "sec_mllm.experiments.patch_probes", *(sys.argv[1:] if argv is None else argv)]
     )
     result = run(
-        Path(args.out), Path(args.work), args.clip_steps, args.dense_steps, args.seed, command, args.tower_positions
+        Path(args.out),
+        Path(args.work),
+        args.clip_steps,
+        args.dense_steps,
+        args.seed,
+        command,
+        args.tower_positions,
+        args.fresh_steps,
     )
     print(table(result))
 

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class QuickstartConfig:
     vision_layers: int = 4
     clip_steps: int = 300
     dense_tower: bool = False  # per-patch ground-truth targets in the tower's pretraining (tower_pretraining.py)
+    dense_images: int = 0  # dense targets from this many fresh generated images instead of the caption images
     tower_positions: str = "learned"  # the tower's position embedding at the start: learned or sincos
     lm_steps: int = 0  # text-only pretraining of the tiny LM on the corpus (lm_pretraining.py)
     group_by_modality: bool = True  # stage 2's --group_by_modality_length (LLaVA's setting)
@@ -165,6 +166,7 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         seed=cfg.seed,
         patch_labels_file=str(data / "train" / "patch_labels.json") if cfg.dense_tower else None,
         positions=cfg.tower_positions,
+        dense_images=cfg.dense_images,
     )
     clip.save_pretrained(base / "clip")
     return {
@@ -464,6 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="add per-patch ground-truth targets (colour, kind, size, centre, characters) to the tower's pretraining",
     )
     parser.add_argument(
+        "--turns",
+        type=int,
+        default=None,
+        help="questions per training image: the benchmark's one, then follow-ups about the same picture",
+    )
+    parser.add_argument(
+        "--dense-images",
+        type=int,
+        default=None,
+        help="dense targets from this many freshly generated labelled images (a batch per step beside the captions)",
+    )
+    parser.add_argument(
         "--tower-positions",
         choices=POSITIONS,
         default=None,
@@ -479,7 +493,17 @@ def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig
     """The run's config: the recipe (or the reduced one), the seed, step counts given on the command line."""
     cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
     cfg.seed, cfg.command = args.seed, command
+    if args.turns is not None:
+        if args.turns <= 0:
+            raise SystemExit(f"--turns must be > 0, got {args.turns}")
+        cfg.sizes = replace(cfg.sizes, turns=args.turns)
     cfg.dense_tower = cfg.dense_tower or args.dense_tower
+    if args.dense_images is not None:
+        if args.dense_images <= 0:
+            raise SystemExit(f"--dense-images must be > 0, got {args.dense_images}")
+        if cfg.dense_tower:
+            raise SystemExit("--dense-images replaces --dense-tower's caption images: give one of the two")
+        cfg.dense_images = args.dense_images
     cfg.tower_positions = args.tower_positions or cfg.tower_positions
     for name in STEP_FLAGS:
         value = getattr(args, name)

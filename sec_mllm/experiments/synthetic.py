@@ -39,6 +39,7 @@ from ..files import write_json_atomic
 from . import patch_labels
 from . import synthetic_shapes as shapes
 from . import synthetic_text as text
+from .follow_ups import SHAPES_ANSWERS, SIGNS_ANSWERS, ask_shapes, ask_signs, follow_ups
 
 SUFFIX = "\nAnswer the question using a single word or phrase."
 DESCRIBE = "Describe the image briefly."
@@ -56,6 +57,9 @@ class SyntheticSizes:
     # The first N training questions of each benchmark go on with a request to describe the image (as LLaVA's
     # detailed-description samples); no random draw, so the rest of the data does not change with N.
     descriptions: int = 0
+    # Questions per training image (at most): the answer-first one, then up to turns - 1 follow-ups about the picture
+    # (follow_ups.py; drawn from their own random stream, so the rest of the data does not change with turns).
+    turns: int = 1
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -135,6 +139,7 @@ def write_textvqa_test(root: Path, n: int, seed: int) -> None:
 
 def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
     rng = random.Random(f"{seed}-train")
+    turn_rng = random.Random(f"{seed}-train-turns")  # follow-up questions only
     folder = root / "train" / "images"
     folder.mkdir(parents=True, exist_ok=True)
     captions, instructions = [], []
@@ -166,6 +171,8 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
         shapes.render(scene, rng).save(folder / f"gqa{i}.png")
         labels[f"gqa{i}.png"] = patch_labels.shapes_labels(scene)
         turns = [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]
+        for q, a in follow_ups(ask_shapes, SHAPES_ANSWERS, scene, turn_rng, sizes.turns - 1, {question}):
+            turns += [human(q + SUFFIX), {"from": "gpt", "value": a}]
         if rng.random() < 0.2:
             turns += [
                 human("How many objects are in the picture?" + SUFFIX),
@@ -179,6 +186,8 @@ def write_training(root: Path, sizes: SyntheticSizes, seed: int) -> None:
         text.render(signs, rng).save(folder / f"text{i}.png")
         labels[f"text{i}.png"] = patch_labels.text_labels(signs)
         turns = [human("<image>\n" + question + SUFFIX), {"from": "gpt", "value": answer}]
+        for q, a in follow_ups(ask_signs, SIGNS_ANSWERS, signs, turn_rng, sizes.turns - 1, {question}):
+            turns += [human(q + SUFFIX), {"from": "gpt", "value": a}]
         if i < sizes.descriptions:
             turns += [human(DESCRIBE), {"from": "gpt", "value": text.caption(signs)}]
         instructions.append({"id": f"text{i}", "image": f"text{i}.png", "conversations": turns})
@@ -217,6 +226,8 @@ def main() -> None:
     for field_name, value in vars(SyntheticSizes()).items():
         parser.add_argument(f"--{field_name.replace('_', '-')}", type=int, default=value)
     args = parser.parse_args()
+    if args.turns <= 0:
+        parser.error(f"--turns must be > 0, got {args.turns}")
     sizes = SyntheticSizes(**{k: getattr(args, k) for k in vars(SyntheticSizes())})
     print(f"wrote {generate(args.out, sizes, args.seed)}")
 

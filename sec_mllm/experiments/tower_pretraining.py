@@ -10,6 +10,10 @@ Non-standard, on purpose: with ``patch_labels_file`` the tower also learns dense
 scene ground truth (patch_labels.py: colour, kind and size of the object, object centre, the sign's text and
 the characters present), read by
 linear heads from the patch tokens of the layer the multimodal model uses (``dense_layer``, -2 as LLaVA).
+With ``dense_images`` the dense targets come instead from that many freshly generated images
+(patch_labels.labelled_images, drawn as the benchmark draws them; not the training or test images), a batch of
+them per step beside the caption batch: the 4,000 caption images alone are too few to learn shapes and words
+(measured in the README's diagnosis: per-patch kind and sign-text accuracy rise with fresh images).
 Real CLIP features carry such local detail (colours, parts, and the words of legible text: CLIP reads) from
 400M image-text pairs; a contrastive objective on 4,000 short captions does not teach it (measured: shape and
 sign text are not decodable from its patch features, even at the object level), so this stands in for that
@@ -42,28 +46,19 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 from ..builder import default_image_processor
 from ..data.llava_dataset import load_records
 from ..files import read_json
-from .patch_labels import CHARS, COLOR_CLASSES, KIND_CLASSES, SIZE_CLASSES, TEXT_CLASSES
+from .patch_labels import (
+    CHARS,
+    COLOR_CLASSES,
+    KIND_CLASSES,
+    SIZE_CLASSES,
+    TEXT_CLASSES,
+    label_tensors,
+    labelled_images,
+)
 
 logger = logging.getLogger(__name__)
 POS_WEIGHT = 10.0  # weight of a present centre / character in the binary losses
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None]
-
-
-def label_tensors(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """One image's per-patch ground truth as tensors: color / kind ``[N]`` (long), centre ``[N]`` and chars
-    ``[N, len(CHARS)]`` (float, multi-hot)."""
-    chars = torch.zeros(len(labels["chars"]), len(CHARS))
-    for patch, present in enumerate(labels["chars"]):
-        for c in present:
-            chars[patch, CHARS.index(c)] = 1.0
-    return {
-        "color": torch.tensor(labels["color"]),
-        "kind": torch.tensor(labels["kind"]),
-        "size": torch.tensor(labels["size"]),
-        "text": torch.tensor(labels["text"]),
-        "centre": torch.tensor(labels["centre"], dtype=torch.float),
-        "chars": chars,
-    }
 
 
 class CaptionImages(Dataset):
@@ -170,10 +165,19 @@ def pretrain_clip(
     patch_labels_file: str | None = None,
     dense_layer: int = -2,
     positions: str = "learned",
+    dense_images: int = 0,
 ) -> tuple[CLIPModel, dict[str, list[float]]]:
     """Train a CLIP whose vision tower follows ``vision_config``; returns the model and the loss curves
-    (``contrastive`` and, with ``patch_labels_file``, ``dense``). ``positions``: how the tower's position
-    embedding starts, ``learned`` (CLIP's random init) or ``sincos`` (see the module docstring)."""
+    (``contrastive`` and, with ``patch_labels_file`` or ``dense_images``, ``dense``). ``positions``: how the
+    tower's position embedding starts, ``learned`` (CLIP's random init) or ``sincos`` (see the module docstring).
+    ``dense_images``: the number of fresh labelled images the dense targets are drawn from (0: none)."""
+    if dense_images < 0:
+        raise ValueError(f"dense_images must be >= 0 (0: no fresh images), got {dense_images}")
+    if dense_images and patch_labels_file:
+        raise ValueError(
+            f"dense targets come from patch_labels_file or from dense_images fresh images, not both; got "
+            f"patch_labels_file={patch_labels_file!r}, dense_images={dense_images}"
+        )
     torch.manual_seed(seed)
     text_config = CLIPTextConfig(
         vocab_size=len(tokenizer),
@@ -194,10 +198,14 @@ def pretrain_clip(
         )
     )
     start_positions(model.vision_model.embeddings, vision_config, positions)
-    heads = DenseHeads(vision_config.hidden_size) if patch_labels_file else None
-    data = CaptionImages(
-        captions_file, image_folder, tokenizer, default_image_processor(vision_config), patch_labels_file
-    )
+    heads = DenseHeads(vision_config.hidden_size) if patch_labels_file or dense_images else None
+    processor = default_image_processor(vision_config)
+    data = CaptionImages(captions_file, image_folder, tokenizer, processor, patch_labels_file)
+    fresh = None
+    if dense_images:
+        pixels, labels = labelled_images(dense_images, f"tower-dense-{seed}", processor)
+        fresh = pixels.half(), labels  # [M, 3, H, W] kept in half precision: 24 KB per image
+    draw = torch.Generator().manual_seed(seed)
 
     def collate(batch: list[tuple[torch.Tensor, list[int], dict | None]]) -> Batch:
         pixels = torch.stack([b[0] for b in batch])  # [B, 3, H, W]
@@ -231,11 +239,18 @@ def pretrain_clip(
                     attention_mask=mask,
                     pixel_values=pixels,
                     return_loss=True,
-                    output_hidden_states=heads is not None,
+                    output_hidden_states=heads is not None and fresh is None,
                 )
                 loss = out.loss
                 curves["contrastive"].append(out.loss.item())
-                if heads is not None:
+                if fresh is not None:
+                    index = torch.randint(0, len(fresh[0]), (batch_size,), generator=draw)
+                    hidden = model.vision_model(pixel_values=fresh[0][index].float(), output_hidden_states=True)
+                    patches = hidden.hidden_states[dense_layer][:, 1:]  # [B, N, D], CLS dropped
+                    dense = heads.loss(patches, {k: v[index] for k, v in fresh[1].items()})
+                    curves["dense"].append(dense.item())
+                    loss = loss + dense
+                elif heads is not None:
                     patches = out.vision_model_output.hidden_states[dense_layer][:, 1:]  # [B, N, D], CLS dropped
                     dense = heads.loss(patches, labels)
                     curves["dense"].append(dense.item())
