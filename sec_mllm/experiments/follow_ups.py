@@ -30,22 +30,28 @@ def _unique(objects: list[Obj], key: str) -> list[Obj]:
     return [o for o in objects if values.count(getattr(o, key)) == 1]
 
 
+def _color_and_shape(named: list[Obj], rng: random.Random, existing: float) -> tuple[str, str]:
+    """A (colour, shape) to ask about: with probability ``existing`` one of ``named``'s, else a random one."""
+    if named and rng.random() < existing:
+        target = rng.choice(named)
+        return target.color, target.shape
+    return rng.choice(tuple(COLORS)), rng.choice(SHAPES)
+
+
 def ask_shapes(family: str, scene: Scene, rng: random.Random) -> tuple[str, str] | None:
     """A ``family`` question about ``scene`` and its answer, or None when the scene does not allow one."""
     named = [o for o in scene.objects if o.size != "tiny"]  # named by shape; tiny objects are "the tiny object"
     tiny = [o for o in scene.objects if o.size == "tiny"]
+    # "the <shape>" names one object: its shape is unique, and no tiny object (a small square) could be meant
+    by_shape = [o for o in _unique(named, "shape") if not (tiny and o.shape == "square")]
     if family == "exist":
-        if named and rng.random() < 0.5:
-            target = rng.choice(named)
-            color, shape = target.color, target.shape
-        else:
-            color, shape = rng.choice(tuple(COLORS)), rng.choice(SHAPES)
+        color, shape = _color_and_shape(named, rng, 0.5)
         if any(o.color == color for o in tiny):  # a tiny object of that colour could pass for one
             return None
         present = any(o.color == color and o.shape == shape for o in named)
         return f"Is there {article(color)} {color} {shape}?", "yes" if present else "no"
     if family in ("query_color", "verify_color", "choose_color"):
-        targets = [(o, f"the {o.shape}") for o in _unique(named, "shape") if not (tiny and o.shape == "square")]
+        targets = [(o, f"the {o.shape}") for o in by_shape]
         targets += [(o, "the tiny object") for o in tiny if len(tiny) == 1]
         if not targets:
             return None
@@ -80,17 +86,12 @@ def ask_shapes(family: str, scene: Scene, rng: random.Random) -> tuple[str, str]
             return None
         return f"Are there both {s1}s and {s2}s?", "yes" if {s1, s2} <= present else "no"
     if family == "compare":
-        alone = [o for o in _unique(named, "shape") if not (tiny and o.shape == "square")]
-        if len(alone) < 2:
+        if len(by_shape) < 2:
             return None
-        a, b = rng.sample(alone, 2)
+        a, b = rng.sample(by_shape, 2)
         return f"Are the {a.shape} and the {b.shape} the same color?", "yes" if a.color == b.color else "no"
     if family == "count":
-        if named and rng.random() < 0.7:
-            target = rng.choice(named)
-            color, shape = target.color, target.shape
-        else:
-            color, shape = rng.choice(tuple(COLORS)), rng.choice(SHAPES)
+        color, shape = _color_and_shape(named, rng, 0.7)
         n = sum(o.color == color and o.shape == shape for o in named)
         if any(o.color == color for o in tiny) or str(n) not in shapes.COUNTS:
             return None

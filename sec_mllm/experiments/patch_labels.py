@@ -108,13 +108,10 @@ def text_labels(signs: list[text.Sign]) -> dict[str, Any]:
 def one_hot(labels: dict[str, Any]) -> torch.Tensor:
     """One image's labels as per-patch features ``[N, F]``: one-hot colour, kind, size and text, the centre flag
     and the multi-hot characters (F = 11 + 6 + 7 + 107 + 1 + 36 = 168)."""
-    parts = []
+    tensors = label_tensors(labels)
     classes_of = {"color": COLOR_CLASSES, "kind": KIND_CLASSES, "size": SIZE_CLASSES, "text": TEXT_CLASSES}
-    for key, classes in classes_of.items():
-        parts.append(torch.nn.functional.one_hot(torch.tensor(labels[key]), len(classes)).float())  # [N, C]
-    parts.append(torch.tensor(labels["centre"], dtype=torch.float)[:, None])  # [N, 1]
-    parts.append(chars_multi_hot(labels["chars"]))
-    return torch.cat(parts, 1)
+    parts = [torch.nn.functional.one_hot(tensors[k], len(c)).float() for k, c in classes_of.items()]  # [N, C]
+    return torch.cat([*parts, tensors["centre"][:, None], tensors["chars"]], 1)
 
 
 def chars_multi_hot(chars: list[str]) -> torch.Tensor:

@@ -243,15 +243,13 @@ def pretrain_clip(
                 )
                 loss = out.loss
                 curves["contrastive"].append(out.loss.item())
-                if fresh is not None:
-                    index = torch.randint(0, len(fresh[0]), (batch_size,), generator=draw)
-                    hidden = model.vision_model(pixel_values=fresh[0][index].float(), output_hidden_states=True)
+                if heads is not None:
+                    hidden = out.vision_model_output
+                    if fresh is not None:  # the dense targets' own batch of generated images
+                        index = torch.randint(0, len(fresh[0]), (batch_size,), generator=draw)
+                        hidden = model.vision_model(pixel_values=fresh[0][index].float(), output_hidden_states=True)
+                        labels = {k: v[index] for k, v in fresh[1].items()}
                     patches = hidden.hidden_states[dense_layer][:, 1:]  # [B, N, D], CLS dropped
-                    dense = heads.loss(patches, {k: v[index] for k, v in fresh[1].items()})
-                    curves["dense"].append(dense.item())
-                    loss = loss + dense
-                elif heads is not None:
-                    patches = out.vision_model_output.hidden_states[dense_layer][:, 1:]  # [B, N, D], CLS dropped
                     dense = heads.loss(patches, labels)
                     curves["dense"].append(dense.item())
                     loss = loss + dense
