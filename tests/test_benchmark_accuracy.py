@@ -16,9 +16,12 @@ from sec_mllm.experiments.accuracy import (
     RunKey,
     aggregate,
     check_grid,
+    check_recipe,
     find_variants,
     grid,
+    main,
     markdown,
+    recipe_record,
     recommend_sec_variant,
     run_one,
     sec_against_baselines,
@@ -141,6 +144,25 @@ def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
         run_one(cfg, key, tmp_path, tmp_path, tmp_path)
 
 
+def test_a_work_folder_is_reused_only_with_the_same_recipe(tmp_path):
+    cfg = AccuracyConfig()
+    with pytest.raises(SystemExit, match=r"an unrecorded recipe \(no recipe.json\)"):
+        check_recipe(tmp_path, recipe_record(cfg.model))
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe_record(cfg.model)))
+    check_recipe(tmp_path, recipe_record(cfg.model))  # the same recipe: reused
+    cfg.model.clip_steps += 1
+    with pytest.raises(SystemExit, match=r"another recipe \(differs in \['clip_steps'\]\)"):
+        check_recipe(tmp_path, recipe_record(cfg.model))
+
+
+def test_recipe_flags_are_the_quick_starts_and_bad_values_stop_before_any_run(tmp_path):
+    with pytest.raises(SystemExit, match="--turns must be > 0, got 0"):
+        main(["--out", str(tmp_path / "r"), "--work", str(tmp_path / "w"), "--turns", "0"])
+    with pytest.raises(SystemExit, match="--dense-images must be > 0, got -5"):
+        main(["--out", str(tmp_path / "r"), "--work", str(tmp_path / "w"), "--dense-images", "-5"])
+    assert not (tmp_path / "w").exists()
+
+
 @pytest.mark.slow
 def test_reduced_benchmark_runs_and_resumes(tmp_path):
     cmd = [
@@ -172,6 +194,8 @@ def test_reduced_benchmark_runs_and_resumes(tmp_path):
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
     assert json.loads((tmp_path / "results" / "accuracy.json").read_text())["table"] == report["table"]
     assert {p: p.stat().st_mtime_ns for p in logs} == logs
+    other = subprocess.run([*cmd, "--turns", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert other.returncode != 0 and "another recipe (differs in ['sizes'])" in other.stderr
 
 
 def _run(variant: str, seed: int, gqa: float, textvqa: float) -> dict:

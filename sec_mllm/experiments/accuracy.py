@@ -42,7 +42,16 @@ from ..files import read_json, write_json_atomic, write_text_atomic
 from ..projectors import build_projector
 from ..train.arguments import ModelArguments
 from ..train.assemble import projector_config
-from .quickstart import QuickstartConfig, blind_baseline, build_base, describe_device, summarize, train_and_eval
+from .quickstart import (
+    QuickstartConfig,
+    add_recipe_arguments,
+    apply_recipe,
+    blind_baseline,
+    build_base,
+    describe_device,
+    summarize,
+    train_and_eval,
+)
 from .synthetic import generate
 
 BENCHMARKS = ("gqa", "textvqa")
@@ -145,6 +154,24 @@ class RunKey:
 def grid(cfg: AccuracyConfig) -> list[RunKey]:
     """Seed-major, so an interrupted benchmark has every configuration at the same number of seeds."""
     return [RunKey(v, k, s) for s in cfg.seeds for v in cfg.variants for k in v.token_counts(cfg.budgets)]
+
+
+def recipe_record(model: QuickstartConfig) -> dict[str, Any]:
+    """What the shared data and base model are made from (the model config without its paths and command)."""
+    return {k: v for k, v in asdict(model).items() if k not in ("out", "command")}
+
+
+def check_recipe(work: Path, recipe: dict[str, Any]) -> None:
+    """Refuse to reuse a work folder whose data and base were built by another recipe."""
+    path = work / "recipe.json"
+    found = read_json(path) if path.exists() else None
+    if found != recipe:
+        changed = sorted(k for k in recipe if found is None or found.get(k) != recipe[k])
+        raise SystemExit(
+            f"{work}: its data and base model were built with "
+            + (f"another recipe (differs in {changed})" if found else f"an unrecorded recipe (no {path.name})")
+            + ": use another --work or delete it"
+        )
 
 
 def run_one(cfg: AccuracyConfig, key: RunKey, data: Path, base: Path, runs: Path) -> dict[str, Any]:
@@ -386,9 +413,12 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
     check_grid(cfg.variants, cfg.budgets)
     work = Path(cfg.out)
     data, base, runs = work / "data", work / "base", work / "runs"
+    recipe = recipe_record(cfg.model)
     if not (base / "clip" / "config.json").exists():
         generate(str(data), cfg.model.sizes, cfg.model.seed)
         build_base(cfg.model, data, base)
+        write_json_atomic(work / "recipe.json", recipe)
+    check_recipe(work, recipe)
     blind = blind_baseline(data, work / "blind")
     keys = grid(cfg)
     results, failures = [], []
@@ -449,7 +479,6 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
-    parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--variants", nargs="+", default=None, help="subset of the variants (default: all)")
     parser.add_argument(
         "--budgets",
@@ -458,14 +487,14 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
         default=None,
         help=f"K for the compressors (default {' '.join(map(str, BUDGETS))})",
     )
+    add_recipe_arguments(parser)  # the model and data recipe: the quick start's flags (the default: its recipe)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     cfg = AccuracyConfig.reduced(args.work) if args.reduced else AccuracyConfig(out=args.work)
     cfg.out, cfg.jobs, cfg.model.out = args.work, args.jobs, args.work
     if args.seeds:
         cfg.seeds = tuple(args.seeds)
-    if args.stage2_steps:
-        cfg.model.stage2_steps = args.stage2_steps
+    apply_recipe(cfg.model, args)
     if args.budgets:
         cfg.budgets = tuple(args.budgets)
     try:  # unknown variants and budgets the projectors cannot build stop here, before any run starts

@@ -455,11 +455,9 @@ def command_line(argv: list[str] | None) -> str:
 STEP_FLAGS = ("clip_steps", "lm_steps", "stage1_steps", "stage2_steps")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/quickstart")
-    parser.add_argument("--reduced", action="store_true", help="small sizes and a few steps (minutes; for tests)")
-    parser.add_argument("--seed", type=int, default=0)
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The recipe's flags (tower pretraining, training data, step counts), shared by the quick start and the
+    accuracy benchmark; ``apply_recipe`` sets them on a config."""
     parser.add_argument(
         "--dense-tower",
         action="store_true",
@@ -483,16 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="how the tower's position embedding starts: CLIP's random init or a 2-D sin-cos table",
     )
-    steps = parser.add_argument_group("step counts (default: the recipe's; results.json stores the command)")
+    steps = parser.add_argument_group("step counts (default: the recipe's; the results file stores the command)")
     for name in STEP_FLAGS:
         steps.add_argument("--" + name.replace("_", "-"), type=int, default=None)
-    return parser
 
 
-def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig:
-    """The run's config: the recipe (or the reduced one), the seed, step counts given on the command line."""
-    cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
-    cfg.seed, cfg.command = args.seed, command
+def apply_recipe(cfg: QuickstartConfig, args: argparse.Namespace) -> None:
+    """Set the flags of ``add_recipe_arguments`` that were given on ``cfg``; bad values stop with the flag's name."""
     if args.turns is not None:
         if args.turns <= 0:
             raise SystemExit(f"--turns must be > 0, got {args.turns}")
@@ -514,6 +509,22 @@ def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig
                 f"--{name.replace('_', '-')} must be {'>= 0' if name == 'lm_steps' else '> 0'}, got {value}"
             )
         setattr(cfg, name, value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/quickstart")
+    parser.add_argument("--reduced", action="store_true", help="small sizes and a few steps (minutes; for tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_recipe_arguments(parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, command: str) -> QuickstartConfig:
+    """The run's config: the recipe (or the reduced one), the seed, step counts given on the command line."""
+    cfg = QuickstartConfig.reduced(args.out) if args.reduced else QuickstartConfig(out=args.out)
+    cfg.seed, cfg.command = args.seed, command
+    apply_recipe(cfg, args)
     return cfg
 
 
