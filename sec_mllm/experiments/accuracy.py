@@ -3,6 +3,7 @@
     python -m sec_mllm.experiments.accuracy --out benchmarks/results/accuracy     # the committed table
     python -m sec_mllm.experiments.accuracy --out DIR --reduced --variants identity sec --seeds 0   # about a minute
     python -m sec_mllm.experiments.accuracy --out DIR --variants sec avgpool --seeds 0 1 2
+    python -m sec_mllm.experiments.accuracy --out DIR --work W --turns 8 --lm-steps 1000   # recipe flags
 
 (``python scripts/benchmark_accuracy.py ...`` in a checkout.) Writes DIR/accuracy.json (every run, and
 mean / std per configuration, overall and per stratum), DIR/accuracy.md (the tables) and DIR/accuracy.png
