@@ -36,10 +36,18 @@ DEFAULT_CORPUS = (
 )
 
 
-def train_tokenizer(texts: Iterable[str] = DEFAULT_CORPUS, vocab_size: int = 256) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with ``<unk> <s> </s> <pad> <image>`` as special tokens, wrapped for transformers."""
+def train_tokenizer(
+    texts: Iterable[str] = DEFAULT_CORPUS, vocab_size: int = 256, split_digits: bool = False
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with ``<unk> <s> </s> <pad> <image>`` as special tokens, wrapped for transformers.
+    ``split_digits``: every digit is its own token, as in LLaMA's tokenizer (a number is read digit by digit)."""
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

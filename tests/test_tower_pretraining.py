@@ -1,5 +1,6 @@
-"""Tower position start (experiments/tower_pretraining.py): with the 2-D sin-cos table a tower's patch features
-say where the patch is, with CLIP's small random table they hardly do (why "on which side" questions failed)."""
+"""Tower pretraining (experiments/tower_pretraining.py): the position start (with the 2-D sin-cos table a tower's
+patch features say where the patch is, with CLIP's small random table they hardly do), the dense heads' masked
+losses and the tower trained on dense targets alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from sec_mllm.experiments.tower_pretraining import sincos_positions, start_positions
+from sec_mllm.experiments.tower_pretraining import DenseHeads, pretrain_dense_tower, sincos_positions, start_positions
 
 
 def _column_r2(tower: CLIPVisionModel, images: torch.Tensor) -> float:
@@ -72,3 +73,67 @@ def test_dense_targets_from_fresh_images(tmp_path, tokenizer):
         pretrain_clip(captions, images, tokenizer, config, steps=1, patch_labels_file="labels.json", dense_images=8)
     with pytest.raises(ValueError, match="dense_images must be >= 0"):
         pretrain_clip(captions, images, tokenizer, config, steps=1, dense_images=-1)
+
+
+def _labelled(count: int, config: CLIPVisionConfig, seed: str = "t") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    from sec_mllm.builder import default_image_processor
+    from sec_mllm.experiments.patch_labels import labelled_images
+
+    return labelled_images(count, seed, default_image_processor(config))
+
+
+class _Offset(torch.nn.Module):
+    """A read-out plus a per-patch offset whose gradient shows which patches a loss uses."""
+
+    def __init__(self, linear: torch.nn.Linear, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.linear, self.offset = linear, torch.nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.offset
+
+
+def test_dense_heads_learn_each_attribute_where_it_exists():
+    """The sign's text and its spelling are learned on sign patches only, size on object and sign patches only,
+    colour and the place in the grid on every patch."""
+    config = CLIPVisionConfig(image_size=64, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    _, labels = _labelled(4, config)  # images 1 and 3 show signs
+    torch.manual_seed(0)
+    heads = DenseHeads(16)
+    for name in ("text", "slots", "size", "color", "column"):
+        head = getattr(heads, name)
+        setattr(heads, name, _Offset(head, (4, 64, head.out_features)))
+    heads.loss(torch.randn(4, 64, 16), labels).backward()
+    sign, thing = labels["text"] > 0, labels["kind"] > 0  # [4, 64]
+    assert bool(sign.any()) and bool((thing & ~sign).any()) and bool((~thing).any())
+    for name, where in (("text", sign), ("slots", sign), ("size", thing)):
+        grad = getattr(heads, name).offset.grad.abs().sum(-1)  # [4, 64]
+        assert float(grad[~where].sum()) == 0.0 and bool((grad[where] > 0).all()), name
+    for name in ("color", "column"):
+        assert bool((getattr(heads, name).offset.grad.abs().sum(-1) > 0).all()), name
+
+
+def test_slots_spell_words_and_numbers():
+    from sec_mllm.experiments.patch_labels import CHARS, TEXT_CLASSES, slot_table
+
+    table = slot_table()
+    spelled = ["".join(CHARS[c - 1] for c in row if c) for row in table.tolist()]
+    assert spelled[0] == "" and spelled[1:] == list(TEXT_CLASSES[1:])
+    assert table[TEXT_CLASSES.index("39")].tolist() == [1 + CHARS.index("3"), 1 + CHARS.index("9"), 0, 0]
+
+
+def test_dense_tower_learns_from_fresh_images_alone_and_repeats():
+    """``pretrain_dense_tower``: a plain CLIP vision tower whose dense loss falls; the same seed gives the same
+    weights; a tower with no images is refused."""
+    torch.set_num_threads(1)
+    config = CLIPVisionConfig(
+        image_size=64, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+    )
+    tower, curves = pretrain_dense_tower(config, images=64, steps=60, batch_size=16)
+    again, _ = pretrain_dense_tower(config, images=64, steps=60, batch_size=16)
+    assert isinstance(tower, CLIPVisionModel) and not tower.training
+    assert sum(curves["dense"][-5:]) < 0.7 * sum(curves["dense"][:5]), curves["dense"]
+    first, second = tower.state_dict(), again.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(ValueError, match="images must be > 0, got 0"):
+        pretrain_dense_tower(config, images=0, steps=1)

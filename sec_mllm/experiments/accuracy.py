@@ -15,9 +15,11 @@ from the default: interleaved grouping, mean reduction, position order, no posit
 (variant, K, seed) is the quick start's pipeline: stage 1 (sec_mllm.train.pretrain), stage 2
 (sec_mllm.train.finetune), then sec_mllm.evaluation.run_gqa / run_textvqa, scored with the official metrics.
 
-What the seeds vary: the training seed (initialisation of projector + connector, data order). The data,
-tokenizer, tiny LM and contrastively pretrained tiny CLIP are built once and shared, as a real comparison
-shares Vicuna and OpenAI's CLIP. Every finished run writes ``runs/<variant>@<K>_s<seed>/result.json``
+What the seeds vary: the training seed (initialisation of projector + connector, data order). The data and
+the base (tokenizer, pretrained tiny LM, pretrained tiny CLIP tower) are shared, as a real comparison shares
+Vicuna and OpenAI's CLIP: the base is the one the package ships when the recipe is the default
+(experiments.pretrained_base), else built once in the work folder (``--build-base`` always builds).
+Every finished run writes ``runs/<variant>@<K>_s<seed>/result.json``
 atomically; a rerun skips finished runs (an unfinished run directory is cleared and started over), so
 an interrupted benchmark resumes where it stopped.
 """
@@ -50,6 +52,7 @@ from .quickstart import (
     blind_baseline,
     build_base,
     describe_device,
+    shipped_base,
     summarize,
     train_and_eval,
 )
@@ -132,7 +135,9 @@ class AccuracyConfig:
     variants: tuple[Variant, ...] = VARIANTS
     budgets: tuple[int, ...] = BUDGETS  # K for every compressing variant (identity runs once, at N)
     # The quick start's model and data; one rank per run (batch 32 = the quick start's 2 x 16).
-    model: QuickstartConfig = field(default_factory=lambda: QuickstartConfig(ranks=1, batch_size=32, stage2_steps=400))
+    model: QuickstartConfig = field(
+        default_factory=lambda: QuickstartConfig(ranks=1, batch_size=32, stage1_steps=600, stage2_steps=400)
+    )
 
     @classmethod
     def reduced(cls, out: str) -> AccuracyConfig:
@@ -409,17 +414,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[str, Any]:
-    """Build the shared base, run the grid ``cfg.jobs`` at a time, and write accuracy.{json,md,png}."""
+def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path, build: bool = False) -> dict[str, Any]:
+    """Build the shared base (or take the one the package ships for this recipe, unless ``build``), run the grid
+    ``cfg.jobs`` at a time, and write accuracy.{json,md,png}."""
     check_grid(cfg.variants, cfg.budgets)
     work = Path(cfg.out)
     data, base, runs = work / "data", work / "base", work / "runs"
     recipe = recipe_record(cfg.model)
-    if not (base / "clip" / "config.json").exists():
+    if not (work / "recipe.json").exists() and not base.exists():  # a new work folder
         generate(str(data), cfg.model.sizes, cfg.model.seed)
-        build_base(cfg.model, data, base)
+        if build or shipped_base(cfg.model) is None:
+            build_base(cfg.model, data, base)
         write_json_atomic(work / "recipe.json", recipe)
     check_recipe(work, recipe)
+    if not base.exists():  # the recipe's base is the package's (quickstart.shipped_base)
+        base = shipped_base(cfg.model)
     blind = blind_baseline(data, work / "blind")
     keys = grid(cfg)
     results, failures = [], []
@@ -444,6 +453,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path) -> dict[s
         "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
         "num_patches": NUM_PATCHES,
         "device": describe_device(),
+        "base": str(base),
         "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS},
         "table": table,
         "sec_vs_baselines": sec_against_baselines(table),
@@ -488,6 +498,9 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
         default=None,
         help=f"K for the compressors (default {' '.join(map(str, BUDGETS))})",
     )
+    parser.add_argument(
+        "--build-base", action="store_true", help="build the base in --work even when the package ships this recipe's"
+    )
     add_recipe_arguments(parser)  # the model and data recipe: the quick start's flags (the default: its recipe)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -504,7 +517,7 @@ def main(argv: list[str] | None = None, prog: str = "-m sec_mllm.experiments.acc
     except ValueError as error:
         parser.error(str(error))
     command = f"python {prog} {shlex.join(argv)}".strip()
-    report = run_accuracy(cfg, command, Path(args.out))
+    report = run_accuracy(cfg, command, Path(args.out), build=args.build_base)
     print(f"\n{'variant':<22}{'K':>4}" + "".join(f"{BENCHMARK_TITLES[b]:>22}" for b in ("gqa", "textvqa")))
     for e in ordered(report["table"]):
         cells = "".join(

@@ -12,13 +12,13 @@ multimodal model's job without the generation, the language prior or the connect
 the synthetic generators (Shapes-GQA and Rendered-TextVQA in the training data's 60 / 40 mix; a new image per
 question), so a family it cannot learn here is not the LLaVA pipeline's fault. Feature sets: ``pixels`` (each
 patch's raw pixels), ``none`` (all-zero features: the question-only floor, chance on these balanced families),
-``random`` (a tower with random weights), ``contrastive``, ``dense`` and ``fresh`` (patch_probes.py's towers,
-reused from its work folder and built there when missing; ``fresh`` learned the dense targets on generated images),
-and ``labels``: each patch's ground truth from the generator
-(patch_labels.one_hot: colour, kind, size, the sign's text, object centre, characters), the features of a
-perfect tower, which bounds what the fusion can learn in the same number of samples. Accuracy per family is
-recorded along training (samples seen), so plateaus show. ``--family position`` restricts training and test to
-one family.
+``random`` (a tower with random weights), ``contrastive``, ``dense``, ``fresh`` and ``recipe`` (patch_probes.py's
+towers, reused from its work folder and built there when missing; ``fresh`` learned the dense targets on generated
+images, ``recipe`` is the quick start's tower, trained on them alone), and ``labels``: each patch's ground truth
+from the generator (patch_labels.one_hot: colour, kind, size, the sign's text, object centre, characters), the
+features of a perfect tower, which bounds what the fusion can learn in the same number of samples. Accuracy per
+family is recorded along training (samples seen), so plateaus show. ``--family position`` restricts training and
+test to one family.
 
 Writes DIR/fusion_probe.json (the command, the seed, every figure), DIR/fusion_probe.md (the final table) and
 DIR/fusion_probe.png (accuracy per family against samples seen, one panel per feature set).
@@ -39,18 +39,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
-from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+from transformers import CLIPConfig, CLIPVisionConfig, CLIPVisionModel
 
 from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import synthetic_shapes as shapes
 from . import synthetic_text as text
 from .patch_labels import PATCH, one_hot, shapes_labels, text_labels
-from .patch_probes import LAYER, patch_features, patch_pixels, probe_tower
+from .patch_probes import CONTRASTIVE_STEPS, LAYER, load_tower, patch_features, patch_pixels, probe_tower
 from .quickstart import QuickstartConfig
 from .tower_pretraining import POSITIONS
 
-FEATURE_SETS = ("none", "pixels", "random", "contrastive", "dense", "fresh", "labels")
+FEATURE_SETS = ("none", "pixels", "random", "contrastive", "dense", "fresh", "recipe", "labels")
 FAMILIES = (*shapes.FAMILIES, *text.TEXT_FAMILIES)
 SHAPES_SHARE = 0.6  # the training data's mix: 6,000 Shapes-GQA and 4,000 Rendered-TextVQA questions
 MAX_WORDS = 20
@@ -187,7 +187,7 @@ def tower_of(name: str, work: Path, seed: int, steps_of: dict[str, int], positio
         config = CLIPConfig.from_pretrained(probe_tower(work, "contrastive", steps_of["contrastive"], seed, positions))
         torch.manual_seed(seed)
         return CLIPVisionModel(config.vision_config)
-    return CLIPModel.from_pretrained(probe_tower(work, name, steps_of[name], seed, positions)).vision_model
+    return load_tower(probe_tower(work, name, steps_of[name], seed, positions))
 
 
 def run(
@@ -200,12 +200,13 @@ def run(
     seed: int,
     family: str | None,
     command: str,
-    clip_steps: int = QuickstartConfig.clip_steps,
+    clip_steps: int = CONTRASTIVE_STEPS,
     dense_steps: int = 600,
     positions: str = "learned",
     fresh_steps: int = 3000,
+    recipe_steps: int = QuickstartConfig.clip_steps,
 ) -> dict[str, Any]:
-    steps_of = {"contrastive": clip_steps, "dense": dense_steps, "fresh": fresh_steps}
+    steps_of = {"contrastive": clip_steps, "dense": dense_steps, "fresh": fresh_steps, "recipe": recipe_steps}
     towers = {
         name: tower_of(name, work, seed, steps_of, positions)
         for name in feature_sets
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dense-steps", type=int, default=600, help="the dense tower's pretraining steps")
     parser.add_argument("--fresh-steps", type=int, default=3000, help="the fresh tower's pretraining steps")
     parser.add_argument(
+        "--recipe-steps", type=int, default=QuickstartConfig.clip_steps, help="the recipe tower's pretraining steps"
+    )
+    parser.add_argument(
         "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -326,8 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(FEATURE_SETS)}")
     if args.family is not None and args.family not in FAMILIES:
         parser.error(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}")
-    if min(args.steps, args.train_size, args.test_size, args.dense_steps, args.fresh_steps) <= 0:
-        parser.error("--steps, --train-size, --test-size, --dense-steps and --fresh-steps must be > 0")
+    if min(args.steps, args.train_size, args.test_size, args.dense_steps, args.fresh_steps, args.recipe_steps) <= 0:
+        parser.error("--steps, --train-size, --test-size, --dense-steps, --fresh-steps and --recipe-steps must be > 0")
     command = shlex.join(
         ["python", "-m", "sec_mllm.experiments.fusion_probe", *(sys.argv[1:] if argv is None else argv)]
     )
@@ -344,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         dense_steps=args.dense_steps,
         positions=args.tower_positions,
         fresh_steps=args.fresh_steps,
+        recipe_steps=args.recipe_steps,
     )
     print(table(result))
 

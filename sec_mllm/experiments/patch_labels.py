@@ -5,10 +5,12 @@ The generator knows every object and sign it draws, so each patch gets labels de
 most of the patch, 0 = background), ``kind`` (circle / square / triangle / tiny object / sign, 0 = none),
 ``size`` (the object's size stratum, or the sign's font size), ``centre`` (1 where the patch holds the centre
 of an object or sign), ``text`` (the word or number written on the sign covering the patch, 0 = none) and
-``chars`` (the characters whose glyph box overlaps the patch). They serve two experiments: linear probes of
-a tower's patch features (does the tower keep what a question needs?) and dense supervision of the tiny
-tower's pretraining, a stand-in for the local detail that real CLIP features carry and a tower trained on
-4,000 captions does not learn. ``one_hot`` turns them into the features of a perfect tower (the fusion
+``chars`` (the characters whose glyph box overlaps the patch); ``label_tensors`` adds ``slots`` (the sign's text
+spelled out: its character at each of the first ``SLOTS`` places, derived from ``text``), which lets a tower learn
+letters and digits shared across words and numbers instead of 106 unrelated classes. They serve two
+experiments: linear probes of a tower's patch features (does the tower keep what a question needs?) and dense
+supervision of the tiny tower's pretraining, a stand-in for the local detail that real CLIP features carry and a
+tower trained on 4,000 captions does not learn. ``one_hot`` turns them into the features of a perfect tower (the fusion
 probe's ``labels`` set: what a classifier can do when the tower keeps everything a question needs).
 """
 
@@ -30,6 +32,17 @@ KIND_CLASSES = ("none", "circle", "square", "triangle", "tiny", "sign")
 SIZE_CLASSES = ("none", *shapes.SIZES, *(f"font:{f}" for f in text.FONT_SIZES))
 TEXT_CLASSES = ("none", *text.WORDS, *(str(n) for n in range(10, 100)))
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+SLOTS = 4  # the longest sign text: 4 characters
+
+
+def slot_table() -> torch.Tensor:
+    """For each text class, its characters by place: ``[len(TEXT_CLASSES), SLOTS]``, 0 = no character, else
+    1 + the index in ``CHARS`` (class 0, no text, is all zeros)."""
+    table = torch.zeros(len(TEXT_CLASSES), SLOTS, dtype=torch.long)
+    for i, written in enumerate(TEXT_CLASSES[1:], start=1):
+        for place, char in enumerate(written):
+            table[i, place] = 1 + CHARS.index(char)
+    return table
 
 
 def _dominant(id_map: Image.Image) -> list[int]:
@@ -124,13 +137,15 @@ def chars_multi_hot(chars: list[str]) -> torch.Tensor:
 
 
 def label_tensors(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """One image's per-patch ground truth as tensors: color / kind / size / text ``[N]`` (long), centre ``[N]`` and
-    chars ``[N, len(CHARS)]`` (float, multi-hot)."""
+    """One image's per-patch ground truth as tensors: color / kind / size / text ``[N]`` (long), slots ``[N, SLOTS]``
+    (long, ``slot_table``), centre ``[N]`` and chars ``[N, len(CHARS)]`` (float, multi-hot)."""
+    written = torch.tensor(labels["text"])
     return {
         "color": torch.tensor(labels["color"]),
         "kind": torch.tensor(labels["kind"]),
         "size": torch.tensor(labels["size"]),
-        "text": torch.tensor(labels["text"]),
+        "text": written,
+        "slots": slot_table()[written],
         "centre": torch.tensor(labels["centre"], dtype=torch.float),
         "chars": chars_multi_hot(labels["chars"]),
     }

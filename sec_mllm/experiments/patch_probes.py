@@ -1,12 +1,14 @@
 """Linear probes of a frozen vision tower's patch features: does the tower keep what the questions ask about?
 
     python -m sec_mllm.experiments.patch_probes --out benchmarks/results/probes [--clip-steps 300]
-        [--dense-steps 600] [--fresh-steps 3000]
+        [--dense-steps 600] [--fresh-steps 3000] [--recipe-steps 4000]
 
-Builds the quick start's data and towers (``quickstart.build_base``): the contrastive tiny CLIP the quick start
-freezes, and, with ``--dense-steps``, the same tower trained with the dense per-patch targets as well
-(tower_pretraining.py), with ``--fresh-steps`` one whose dense targets come from 20,000 freshly generated images
-instead of the 4,000 caption images; a tower with random weights of the same shape is the floor. Each tower's
+Builds the towers (``quickstart.build_base``, see ``probe_config``): the contrastive tiny CLIP the quick start
+froze before the dense tower, and, with ``--dense-steps``, the same tower trained with the dense per-patch targets
+as well (tower_pretraining.py), with ``--fresh-steps`` one whose dense targets come from 20,000 freshly generated
+images instead of the 4,000 caption images; with ``--recipe-steps`` the quick start's own tower, trained on dense
+targets alone (the package's shipped one when it is that tower); a tower with random weights of the first
+tower's shape is the floor. Each tower's
 patch tokens at the layer the multimodal model reads (-2, as LLaVA) are computed for fresh images of both
 benchmarks (not the training images), and one linear head per ground-truth label of patch_labels.py is fitted on
 1,500 images and scored on 600 others: colour, kind of object, size, object centre, the sign's word or number, and
@@ -36,13 +38,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from transformers import CLIPModel, CLIPVisionModel
+from transformers import AutoConfig, CLIPModel, CLIPVisionModel
 
 from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import patch_labels
-from .quickstart import QuickstartConfig, build_base
-from .synthetic import generate
+from .quickstart import QuickstartConfig, build_base, shipped_base
+from .synthetic import SyntheticSizes, generate
 from .tower_pretraining import POSITIONS
 
 CLASS_LABELS = {
@@ -169,26 +171,54 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def probe_tower(work: Path, name: str, steps: int, seed: int, positions: str = "learned") -> Path:
-    """The quick start's tower (``contrastive``; ``dense`` with the dense targets on the caption images; ``fresh``
-    with them on FRESH_IMAGES generated images) after ``steps`` pretraining steps, built in ``work`` (with the
-    data it needs) or reused from there; returns its CLIP folder. The folder name holds everything that changes
-    the tower, so a reused tower is always the one asked for."""
-    cfg = replace(
+CONTRASTIVE_STEPS = 300  # the contrastive tower's pretraining, as the quick start had it before the dense tower
+
+
+def probe_config(name: str, steps: int, seed: int, positions: str = "learned") -> QuickstartConfig:
+    """The recipe a probed tower is built with. ``recipe``: the quick start's own (the dense tower on fresh images);
+    ``contrastive`` / ``dense`` / ``fresh``: the earlier recipe's tower (width 64, CLIP's loss on the captions, with
+    dense targets on the caption images or on FRESH_IMAGES generated images), whose data and tokenizer it keeps."""
+    if name == "recipe":
+        return replace(QuickstartConfig(), clip_steps=steps, seed=seed, tower_positions=positions)
+    return replace(
         QuickstartConfig(),
+        sizes=SyntheticSizes(),
+        split_digits=False,
+        lm_steps=0,
+        vision_width=64,
+        tower="contrastive",
         clip_steps=steps,
         dense_tower=name == "dense",
         dense_images=FRESH_IMAGES if name == "fresh" else 0,
         seed=seed,
         tower_positions=positions,
     )
-    data = work / "data"
+
+
+def probe_tower(work: Path, name: str, steps: int, seed: int, positions: str = "learned") -> Path:
+    """The tower ``name`` (see ``probe_config``) after ``steps`` pretraining steps: the package's shipped one when
+    it is that tower, else built in ``work`` (with the data it needs) or reused from there; returns its folder. The
+    folder name holds everything that changes the tower, so a reused tower is always the one asked for."""
+    cfg = probe_config(name, steps, seed, positions)
+    shipped = shipped_base(cfg)
+    if shipped is not None:
+        return shipped / "clip"
+    if name == "recipe":
+        cfg.lm_steps = 0  # only the tower is probed
+    data = work / ("data" if name != "recipe" else "data_recipe")
     base = work / (f"base_{name}_{steps}" + ("" if positions == "learned" else f"_{positions}"))
     if not (base / "clip" / "config.json").exists():
         if not (data / "train" / "patch_labels.json").exists():
             generate(str(data), cfg.sizes, seed)
         build_base(cfg, data, base)
     return base / "clip"
+
+
+def load_tower(folder: Path) -> CLIPVisionModel:
+    """A probed tower from its folder: a whole CLIP (its vision half) or a CLIP vision model."""
+    if AutoConfig.from_pretrained(folder).model_type == "clip":
+        return CLIPModel.from_pretrained(folder).vision_model
+    return CLIPVisionModel.from_pretrained(folder)
 
 
 def run(
@@ -200,15 +230,22 @@ def run(
     command: str,
     positions: str = "learned",
     fresh_steps: int = 0,
+    recipe_steps: int = 0,
 ) -> dict[str, Any]:
-    steps_of = {"random": 0, "contrastive": clip_steps, "dense": dense_steps, "fresh": fresh_steps}
+    steps_of = {
+        "random": 0,
+        "contrastive": clip_steps,
+        "dense": dense_steps,
+        "fresh": fresh_steps,
+        "recipe": recipe_steps,
+    }
     towers = {
         name: probe_tower(work, name, steps_of[name], seed, positions)
-        for name in ("contrastive", "dense", "fresh")
+        for name in ("contrastive", "dense", "fresh", "recipe")
         if steps_of[name]
     }
-    trained = {name: CLIPModel.from_pretrained(path).vision_model for name, path in towers.items()}
-    config = next(iter(trained.values())).config
+    trained = {name: load_tower(path) for name, path in towers.items()}
+    config = next(iter(trained.values())).config  # the random tower has the first trained one's shape
     torch.manual_seed(seed)
     random_tower = CLIPVisionModel(config)
     processor = default_image_processor(config)
@@ -237,20 +274,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for probes.json and probes.md")
     parser.add_argument("--work", default="runs/patch_probes", help="data and towers (reused when present)")
-    parser.add_argument("--clip-steps", type=int, default=QuickstartConfig.clip_steps, help="contrastive tower")
+    parser.add_argument("--clip-steps", type=int, default=CONTRASTIVE_STEPS, help="contrastive tower")
     parser.add_argument("--dense-steps", type=int, default=0, help="tower with dense targets too (0: none)")
     parser.add_argument(
         "--fresh-steps", type=int, default=0, help="tower with dense targets on fresh generated images (0: none)"
+    )
+    parser.add_argument(
+        "--recipe-steps", type=int, default=0, help="the quick start's dense tower (0: none; its default: 4000)"
     )
     parser.add_argument(
         "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.clip_steps <= 0 or min(args.dense_steps, args.fresh_steps) < 0:
+    if args.clip_steps <= 0 or min(args.dense_steps, args.fresh_steps, args.recipe_steps) < 0:
         parser.error(
-            f"--clip-steps must be > 0 and --dense-steps, --fresh-steps >= 0, got {args.clip_steps}, "
-            f"{args.dense_steps} and {args.fresh_steps}"
+            f"--clip-steps must be > 0 and --dense-steps, --fresh-steps, --recipe-steps >= 0, got {args.clip_steps}, "
+            f"{args.dense_steps}, {args.fresh_steps} and {args.recipe_steps}"
         )
     command = shlex.join(
         ["python", "-m", "sec_mllm.experiments.patch_probes", *(sys.argv[1:] if argv is None else argv)]
@@ -264,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         command,
         args.tower_positions,
         args.fresh_steps,
+        args.recipe_steps,
     )
     print(table(result))
 

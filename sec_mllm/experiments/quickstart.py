@@ -8,14 +8,16 @@ Only the installed package is needed (no checkout): training and evaluation run 
 sec_mllm.train.pretrain / finetune and sec_mllm.evaluation.run_gqa / run_textvqa, the DeepSpeed config
 is the one shipped with the package.
 
-Phases: (1) generate Shapes-GQA and Rendered-TextVQA (experiments.synthetic); (2) build the tiny base:
-a byte-level BPE tokenizer with a short chat template, a tiny Llama and a tiny CLIP vision tower taught to
-see by contrastive pretraining on the stage-1 captions (no pretrained CLIP exists offline; it is then
-frozen, as LLaVA freezes OpenAI's CLIP); (3) for `sec` (K = N/4) and `identity` (all N tokens): stage 1
-and stage 2 under DeepSpeed ZeRO-2 (two CPU ranks; on a GPU machine one rank per GPU, one GPU: a single
-process on it), then GQA and TextVQA evaluation (no OCR tokens);
-(4) the blind question-only baseline; (5) the report:
-runs/quickstart/results.json, a printed table, and cluster pictures of the sec model.
+Phases: (1) generate Shapes-GQA and Rendered-TextVQA (experiments.synthetic), each training image with up to 8
+questions; (2) the tiny base: a byte-level BPE tokenizer (one token per digit) with a short chat template, a tiny
+Llama pretrained on the corpus's text and a tiny CLIP vision tower taught to see by dense per-patch targets on
+freshly generated images (no pretrained CLIP or LLM exists offline; the tower is then frozen, as LLaVA freezes
+OpenAI's CLIP). The package ships this base for the default recipe (experiments.pretrained_base, as LLaVA
+downloads Vicuna and CLIP); another recipe, or ``--build-base``, builds it here (about 20 minutes on 2 cores);
+(3) for `sec` (K = N/4) and `identity` (all N tokens): stage 1 and stage 2 under DeepSpeed ZeRO-2 (two CPU
+ranks; on a GPU machine one rank per GPU, one GPU: a single process on it), then GQA and TextVQA evaluation
+(no OCR tokens); (4) the blind question-only baseline; (5) the report: runs/quickstart/results.json, a printed
+table, and cluster pictures of the sec model.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ..data.llava_dataset import load_records
 from ..data.templates import VICUNA_SYSTEM
 from ..evaluation.gqa import score_gqa
 from ..evaluation.textvqa import score_textvqa
-from ..files import write_json_atomic
+from ..files import read_json, write_json_atomic
 from ..tiny import tiny_llama_config, train_tokenizer
 from ..train.arguments import deepspeed_config_path
 from ..visualize import cluster_pictures
@@ -47,7 +49,7 @@ from .blind import write_blind_answers
 from .lm_pretraining import corpus_texts, pretrain_lm
 from .strata import gqa_by_stratum, textvqa_by_stratum
 from .synthetic import SyntheticSizes, generate
-from .tower_pretraining import POSITIONS, pretrain_clip
+from .tower_pretraining import POSITIONS, pretrain_clip, pretrain_dense_tower
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} ASSISTANT:"
@@ -68,27 +70,46 @@ def describe_device() -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
+TOWERS = ("dense", "contrastive")
+
+
+def recipe_sizes() -> SyntheticSizes:
+    """The recipe's data: the benchmark's sizes, each training image with up to 8 questions."""
+    return SyntheticSizes(turns=8)
+
+
 @dataclass
 class QuickstartConfig:
     out: str = "runs/quickstart"
     seed: int = 0
-    sizes: SyntheticSizes = field(default_factory=SyntheticSizes)
+    sizes: SyntheticSizes = field(default_factory=recipe_sizes)
     vocab_size: int = 600
+    split_digits: bool = True  # one token per digit, as LLaMA's tokenizer: numbers are read digit by digit
     lm_width: int = 128
     lm_layers: int = 4
-    vision_width: int = 64
+    vision_width: int = 128
     vision_layers: int = 4
-    clip_steps: int = 300
-    dense_tower: bool = False  # per-patch ground-truth targets in the tower's pretraining (tower_pretraining.py)
-    dense_images: int = 0  # dense targets from this many fresh generated images instead of the caption images
+    # How the tower learns to see (tower_pretraining.py): "dense", per-patch ground truth on tower_images fresh
+    # images alone (pretrain_dense_tower); "contrastive", CLIP's loss on the stage-1 captions (pretrain_clip),
+    # optionally with dense targets from the caption images (dense_tower) or from fresh images (dense_images).
+    tower: str = "dense"
+    clip_steps: int = 4000  # tower pretraining steps
+    tower_images: int = 30000  # "dense": the fresh labelled images it learns from
+    dense_tower: bool = False  # "contrastive" only: dense targets on the caption images
+    dense_images: int = 0  # "contrastive" only: dense targets from this many fresh images (0: none)
     tower_positions: str = "learned"  # the tower's position embedding at the start: learned or sincos
-    lm_steps: int = 0  # text-only pretraining of the tiny LM on the corpus (lm_pretraining.py)
+    lm_steps: int = 500  # text-only pretraining of the tiny LM on the corpus (lm_pretraining.py)
     group_by_modality: bool = True  # stage 2's --group_by_modality_length (LLaVA's setting)
-    stage1_steps: int = 60
-    stage2_steps: int = 800
+    # Stage 1 and 2 steps of batch 16 on each of 2 ranks: within the quick start's 15 minutes (the accuracy
+    # benchmark trains 600 and 400 steps of batch 32 in one process).
+    stage1_steps: int = 300
+    stage2_steps: int = 300
     batch_size: int = 16
     ranks: int = field(default_factory=default_ranks)
     learning_rate: float = 2e-3
+    # Both stages. Constant after the warm-up, not LLaVA's cosine: within the benchmark's 400 stage-2 steps the
+    # cosine decay stops the learning of the look-up by colour halfway (README, "Why the tiny model barely looks").
+    lr_scheduler: str = "constant_with_warmup"
     sec_tokens: int = 16  # N / 4 for the 8 x 8 patch grid
     command: str = "python -m sec_mllm.quickstart"  # the command line that made this run (stored in results.json)
 
@@ -102,8 +123,11 @@ class QuickstartConfig:
             sizes=sizes,
             vocab_size=400,
             lm_layers=2,
+            vision_width=32,
             vision_layers=2,
             clip_steps=20,
+            tower_images=64,
+            lm_steps=0,
             stage1_steps=4,
             stage2_steps=12,
             batch_size=8,
@@ -126,15 +150,52 @@ def _run(cmd: list[str], log: Path) -> None:
         )
 
 
+# What the base (tokenizer, LM, tower) is made from: a config with these fields equal builds the same base.
+BASE_FIELDS = (
+    "seed",
+    "sizes",
+    "vocab_size",
+    "split_digits",
+    "lm_width",
+    "lm_layers",
+    "lm_steps",
+    "vision_width",
+    "vision_layers",
+    "tower",
+    "clip_steps",
+    "tower_images",
+    "dense_tower",
+    "dense_images",
+    "tower_positions",
+)
+SHIPPED_BASE = Path(__file__).resolve().parents[1] / "base_assets"  # built by experiments.pretrained_base
+
+
+def base_recipe(cfg: QuickstartConfig) -> dict[str, Any]:
+    """The fields of ``cfg`` the base is made from (BASE_FIELDS), as JSON values."""
+    values = asdict(cfg)
+    return {name: values[name] for name in BASE_FIELDS}
+
+
+def shipped_base(cfg: QuickstartConfig, folder: Path = SHIPPED_BASE) -> Path | None:
+    """The base shipped in the package when it was built with ``cfg``'s base recipe, else None (build one)."""
+    record = folder / "recipe.json"
+    if not record.exists():
+        return None
+    return folder if read_json(record)["recipe"] == base_recipe(cfg) else None
+
+
 def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
-    """Tokenizer, tiny Llama (optionally pretrained on the corpus's text) and tiny CLIP vision tower (pretrained
-    contrastively, optionally with dense per-patch targets)."""
+    """Tokenizer, tiny Llama (optionally pretrained on the corpus's text) and tiny CLIP vision tower (``cfg.tower``:
+    dense per-patch targets on fresh images, or contrastive on the captions)."""
+    if cfg.tower not in TOWERS:
+        raise ValueError(f"tower must be one of {', '.join(TOWERS)}, got {cfg.tower!r}")
     files = [str(data / "train" / name) for name in ("captions.json", "instructions.json")]
     texts = [VICUNA_SYSTEM] + [t["value"] for f in files for r in load_records(f) for t in r["conversations"]]
-    draft = train_tokenizer(texts, vocab_size=cfg.vocab_size)
+    draft = train_tokenizer(texts, vocab_size=cfg.vocab_size, split_digits=cfg.split_digits)
     draft.chat_template = CHAT_TEMPLATE
     chats = corpus_texts(files, draft)  # the conversations as the model reads them: the template's words merge too
-    tokenizer = train_tokenizer(texts + chats, vocab_size=cfg.vocab_size)
+    tokenizer = train_tokenizer(texts + chats, vocab_size=cfg.vocab_size, split_digits=cfg.split_digits)
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(base / "lm")
     torch.manual_seed(cfg.seed)
@@ -156,28 +217,38 @@ def build_base(cfg: QuickstartConfig, data: Path, base: Path) -> dict[str, Any]:
         num_hidden_layers=cfg.vision_layers,
         num_attention_heads=4,
     )
-    clip, curves = pretrain_clip(
-        str(data / "train" / "captions.json"),
-        str(data / "train" / "images"),
-        tokenizer,
-        vision,
-        steps=cfg.clip_steps,
-        batch_size=min(64, cfg.sizes.captions),
-        seed=cfg.seed,
-        patch_labels_file=str(data / "train" / "patch_labels.json") if cfg.dense_tower else None,
-        positions=cfg.tower_positions,
-        dense_images=cfg.dense_images,
-    )
-    clip.save_pretrained(base / "clip")
+    if cfg.tower == "dense":
+        if cfg.dense_tower or cfg.dense_images:
+            raise ValueError("dense_tower / dense_images are for the contrastive tower; the dense one has them")
+        tower, curves = pretrain_dense_tower(
+            vision, cfg.tower_images, cfg.clip_steps, seed=cfg.seed, positions=cfg.tower_positions
+        )
+        curves["contrastive"] = []
+        vision_model = tower
+    else:
+        tower, curves = pretrain_clip(
+            str(data / "train" / "captions.json"),
+            str(data / "train" / "images"),
+            tokenizer,
+            vision,
+            steps=cfg.clip_steps,
+            batch_size=min(64, cfg.sizes.captions),
+            seed=cfg.seed,
+            patch_labels_file=str(data / "train" / "patch_labels.json") if cfg.dense_tower else None,
+            positions=cfg.tower_positions,
+            dense_images=cfg.dense_images,
+        )
+        vision_model = tower.vision_model
+    tower.save_pretrained(base / "clip")
     return {
-        "clip_loss_first": curves["contrastive"][0],
-        "clip_loss_last": curves["contrastive"][-1],
+        "clip_loss_first": curves["contrastive"][0] if curves["contrastive"] else None,
+        "clip_loss_last": curves["contrastive"][-1] if curves["contrastive"] else None,
         "dense_loss_first": curves["dense"][0] if curves["dense"] else None,
         "dense_loss_last": curves["dense"][-1] if curves["dense"] else None,
         "lm_loss_first": lm_losses[0] if lm_losses else None,
         "lm_loss_last": lm_losses[-1] if lm_losses else None,
         "lm_parameters": sum(p.numel() for p in lm.parameters()),
-        "vision_parameters": sum(p.numel() for p in clip.vision_model.parameters()),
+        "vision_parameters": sum(p.numel() for p in vision_model.parameters()),
     }
 
 
@@ -220,7 +291,7 @@ def train_and_eval(
         "--seed",
         str(seed),
         "--lr_scheduler_type",
-        "cosine",
+        cfg.lr_scheduler,
         "--warmup_ratio",
         "0.03",
         "--image_folder",
@@ -395,16 +466,24 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
+def run_quickstart(cfg: QuickstartConfig, build: bool = False) -> dict[str, Any]:
+    """The whole quick start. The base is the one shipped in the package when the recipe's base fields are its
+    own (as LLaVA starts from a downloaded Vicuna and CLIP), else (or with ``build``) built into ``out/base``."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
-    data, base = run / "data", run / "base"
+    data = run / "data"
     timings: dict[str, Any] = {}
     t = time.time()
     generate(str(data), cfg.sizes, cfg.seed)
     timings["data_s"] = time.time() - t
     t = time.time()
-    base_info = build_base(cfg, data, base)
+    base = None if build else shipped_base(cfg)
+    if base is not None:
+        shipped = base.relative_to(SHIPPED_BASE.parents[1]).as_posix()  # sec_mllm/base_assets
+        base_info = {"shipped": shipped, **read_json(base / "recipe.json")["info"]}
+    else:
+        base = run / "base"
+        base_info = {"shipped": None, **build_base(cfg, data, base)}
     timings["base_s"] = time.time() - t
     results: dict[str, Any] = {"gqa": {}, "textvqa": {}}
     projectors = {
@@ -453,15 +532,26 @@ def command_line(argv: list[str] | None) -> str:
 
 
 STEP_FLAGS = ("clip_steps", "lm_steps", "stage1_steps", "stage2_steps")
+LR_SCHEDULERS = ("constant_with_warmup", "cosine", "linear")
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The recipe's flags (tower pretraining, training data, step counts), shared by the quick start and the
     accuracy benchmark; ``apply_recipe`` sets them on a config."""
     parser.add_argument(
+        "--tower",
+        choices=TOWERS,
+        default=None,
+        help="how the tower learns to see: per-patch ground truth on fresh images (dense, the default) or CLIP's "
+        "contrastive loss on the captions",
+    )
+    parser.add_argument(
+        "--tower-images", type=int, default=None, help="the dense tower's freshly generated labelled images"
+    )
+    parser.add_argument(
         "--dense-tower",
         action="store_true",
-        help="add per-patch ground-truth targets (colour, kind, size, centre, characters) to the tower's pretraining",
+        help="--tower contrastive: add per-patch ground-truth targets on the caption images",
     )
     parser.add_argument(
         "--turns",
@@ -473,13 +563,20 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         "--dense-images",
         type=int,
         default=None,
-        help="dense targets from this many freshly generated labelled images (a batch per step beside the captions)",
+        help="--tower contrastive: dense targets from this many freshly generated labelled images (a batch per step "
+        "beside the captions)",
     )
     parser.add_argument(
         "--tower-positions",
         choices=POSITIONS,
         default=None,
         help="how the tower's position embedding starts: CLIP's random init or a 2-D sin-cos table",
+    )
+    parser.add_argument(
+        "--lr-scheduler",
+        choices=LR_SCHEDULERS,
+        default=None,
+        help="both stages' --lr_scheduler_type (default constant_with_warmup; LLaVA's is cosine)",
     )
     steps = parser.add_argument_group("step counts (default: the recipe's; the results file stores the command)")
     for name in STEP_FLAGS:
@@ -492,14 +589,24 @@ def apply_recipe(cfg: QuickstartConfig, args: argparse.Namespace) -> None:
         if args.turns <= 0:
             raise SystemExit(f"--turns must be > 0, got {args.turns}")
         cfg.sizes = replace(cfg.sizes, turns=args.turns)
+    cfg.tower = args.tower or cfg.tower
+    if args.tower_images is not None:
+        if args.tower_images <= 0:
+            raise SystemExit(f"--tower-images must be > 0, got {args.tower_images}")
+        if cfg.tower != "dense":
+            raise SystemExit("--tower-images is the dense tower's; the contrastive one takes --dense-images")
+        cfg.tower_images = args.tower_images
+    if args.dense_images is not None and args.dense_images <= 0:
+        raise SystemExit(f"--dense-images must be > 0, got {args.dense_images}")
+    if cfg.tower == "dense" and (args.dense_tower or args.dense_images is not None):
+        raise SystemExit("--dense-tower / --dense-images are for --tower contrastive; the dense tower has them")
     cfg.dense_tower = cfg.dense_tower or args.dense_tower
     if args.dense_images is not None:
-        if args.dense_images <= 0:
-            raise SystemExit(f"--dense-images must be > 0, got {args.dense_images}")
         if cfg.dense_tower:
             raise SystemExit("--dense-images replaces --dense-tower's caption images: give one of the two")
         cfg.dense_images = args.dense_images
     cfg.tower_positions = args.tower_positions or cfg.tower_positions
+    cfg.lr_scheduler = args.lr_scheduler or cfg.lr_scheduler
     for name in STEP_FLAGS:
         value = getattr(args, name)
         if value is None:
@@ -516,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/quickstart")
     parser.add_argument("--reduced", action="store_true", help="small sizes and a few steps (minutes; for tests)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--build-base",
+        action="store_true",
+        help="build the tokenizer, LM and tower here even when the package ships them for this recipe",
+    )
     add_recipe_arguments(parser)
     return parser
 
@@ -532,12 +644,13 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args, command_line(argv))
     start = time.time()
-    results = run_quickstart(cfg)
+    results = run_quickstart(cfg, build=args.build_base)
     print(format_table(results))
     timings = results["timings"]
+    shipped = results["base"]["shipped"]
     print(
-        "\nwall time (s): data {:.0f}, base (tokenizer + contrastive CLIP) {:.0f}".format(
-            timings["data_s"], timings["base_s"]
+        "\nwall time (s): data {:.0f}, base (tokenizer, LM, tower) {:.0f}{}".format(
+            timings["data_s"], timings["base_s"], f" (shipped: {shipped})" if shipped else ""
         )
     )
     for name in ("sec", "identity"):
