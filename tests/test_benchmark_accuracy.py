@@ -213,3 +213,6 @@ def test_default_sec_variant_changes_only_on_a_clear_lead():
     clear = [_run("sec/mean", s, 54 + s, 30) for s in (0, 1, 2)]  # leads by 2 > 0.5
     assert recommend_sec_variant(base + clear)["recommended"] == "sec/mean"
     assert recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 40, 30)])["recommended"] == "sec"
+    one_seed = recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 60, 30)])  # no spread to beat
+    assert one_seed["best"] == "sec/mean" and one_seed["recommended"] == "sec" and not one_seed["decided"]
+    assert recommend_sec_variant(base + clear)["decided"]

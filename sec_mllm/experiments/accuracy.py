@@ -280,7 +280,8 @@ def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     Score of a variant = the mean over seeds of its per-seed average over both benchmarks and both K.
     The best-scoring variant replaces the current default only when it beats it by more than the larger
-    of the two seed-to-seed standard deviations of that score; otherwise the default stays.
+    of the two seed-to-seed standard deviations of that score; otherwise the default stays. With fewer than two
+    seeds for either score there is no spread to beat, so the default stays too (``decided`` is False).
     """
     per_seed: dict[str, dict[int, list[float]]] = {}
     for r in runs:
@@ -289,15 +290,18 @@ def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
     scores = {v: spread([statistics.fmean(cells) for cells in seeds.values()]) for v, seeds in per_seed.items()}
     best = max(scores, key=lambda v: scores[v]["mean"])
     current = scores.get(DEFAULT_SEC)
+    decided = current is None or min(len(per_seed[best]), len(per_seed[DEFAULT_SEC])) >= 2
     margin = (
         best != DEFAULT_SEC
         and current is not None
+        and decided
         and scores[best]["mean"] - current["mean"] > max(scores[best]["std"], current["std"])
     )
     return {
-        "scores": {v: {"mean": s["mean"], "std": s["std"]} for v, s in scores.items()},
+        "scores": {v: {"mean": s["mean"], "std": s["std"], "seeds": len(per_seed[v])} for v, s in scores.items()},
         "best": best,
         "recommended": best if margin or current is None else DEFAULT_SEC,
+        "decided": decided,
     }
 
 
@@ -349,6 +353,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     out += [f"| {v} | {_cell(s)} |" for v, s in sorted(choice["scores"].items(), key=lambda kv: -kv[1]["mean"])]
     out += ["", f"Best: `{choice['best']}`; recommended default: `{choice['recommended']}`."]
+    if not choice["decided"]:
+        out[-1] += " One seed gives no spread to compare a lead with, so the rule keeps the default."
     for bench in BENCHMARKS:
         first = next(iter(table.values()))[bench]["per_stratum"]
         for key, values in first.items():
