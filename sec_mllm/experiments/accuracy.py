@@ -11,7 +11,7 @@ mean / std per configuration, overall and per stratum), DIR/accuracy.md (the tab
 
 The grid: ``identity`` once (all N = 64 patch tokens of the tiny tower's 8 x 8 grid) and every other
 registered projector at K = N/4 and K = N/16, including the SEC variants (one option changed at a time
-from the default: interleaved grouping, mean reduction, position order, no position embedding). Each
+from the default: interleaved grouping, mean reduction, position order, no position embedding, 2-D RoPE keys). Each
 (variant, K, seed) is the quick start's pipeline: stage 1 (sec_mllm.train.pretrain), stage 2
 (sec_mllm.train.finetune), then sec_mllm.evaluation.run_gqa / run_textvqa, scored with the official metrics.
 
@@ -46,6 +46,7 @@ from ..projectors import build_projector
 from ..train.arguments import ModelArguments
 from ..train.assemble import projector_config
 from .quickstart import (
+    SHIPPED_BASE,
     QuickstartConfig,
     add_recipe_arguments,
     apply_recipe,
@@ -459,7 +460,8 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path, build: bo
         "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
         "num_patches": NUM_PATCHES,
         "device": describe_device(),
-        "base": str(base),
+        # the shipped base by its place in the package, not this machine's path to it
+        "base": base.relative_to(SHIPPED_BASE.parents[1]).as_posix() if base == SHIPPED_BASE else str(base),
         "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS},
         "table": table,
         "sec_vs_baselines": sec_against_baselines(table),
