@@ -216,3 +216,5 @@ def test_default_sec_variant_changes_only_on_a_clear_lead():
     one_seed = recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 60, 30)])  # no spread to beat
     assert one_seed["best"] == "sec/mean" and one_seed["recommended"] == "sec" and not one_seed["decided"]
     assert recommend_sec_variant(base + clear)["decided"]
+    identity_only = [{**_run("identity", 0, 60, 60), "projector": "identity", "tokens": 64}]
+    assert recommend_sec_variant(identity_only)["recommended"] == "sec"  # no SEC runs: nothing to choose

@@ -289,6 +289,8 @@ def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if r["projector"] == "sec":
             per_seed.setdefault(r["variant"], {}).setdefault(r["seed"], []).extend(r[b] for b in BENCHMARKS)
     scores = {v: spread([statistics.fmean(cells) for cells in seeds.values()]) for v, seeds in per_seed.items()}
+    if not scores:  # a grid without SEC runs has nothing to choose from
+        return {"scores": {}, "best": None, "recommended": DEFAULT_SEC, "decided": False}
     best = max(scores, key=lambda v: scores[v]["mean"])
     current = scores.get(DEFAULT_SEC)
     decided = current is None or min(len(per_seed[best]), len(per_seed[DEFAULT_SEC])) >= 2
