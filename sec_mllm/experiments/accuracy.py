@@ -46,10 +46,10 @@ from ..projectors import build_projector
 from ..train.arguments import ModelArguments
 from ..train.assemble import projector_config
 from .quickstart import (
-    SHIPPED_BASE,
     QuickstartConfig,
     add_recipe_arguments,
     apply_recipe,
+    base_label,
     blind_baseline,
     build_base,
     describe_device,
@@ -438,6 +438,8 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path, build: bo
     check_recipe(work, recipe)
     if not base.exists():  # the recipe's base is the package's (quickstart.shipped_base)
         base = shipped_base(cfg.model)
+        if base is None:
+            raise ValueError(f"{work}: no base/ and the package ships no base for its recipe; use a new --work")
     blind = blind_baseline(data, work / "blind")
     keys = grid(cfg)
     results, failures = [], []
@@ -462,8 +464,7 @@ def run_accuracy(cfg: AccuracyConfig, command: str, results_dir: Path, build: bo
         "config": {**asdict(cfg), "variants": [asdict(v) for v in cfg.variants]},
         "num_patches": NUM_PATCHES,
         "device": describe_device(),
-        # the shipped base by its place in the package, not this machine's path to it
-        "base": base.relative_to(SHIPPED_BASE.parents[1]).as_posix() if base == SHIPPED_BASE else str(base),
+        "base": base_label(base),
         "blind": {b: blind[b]["accuracy"] for b in BENCHMARKS},
         "table": table,
         "sec_vs_baselines": sec_against_baselines(table),

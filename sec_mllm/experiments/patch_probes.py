@@ -280,7 +280,10 @@ def main(argv: list[str] | None = None) -> None:
         "--fresh-steps", type=int, default=0, help="tower with dense targets on fresh generated images (0: none)"
     )
     parser.add_argument(
-        "--recipe-steps", type=int, default=0, help="the quick start's dense tower (0: none; its default: 4000)"
+        "--recipe-steps",
+        type=int,
+        default=0,
+        help=f"the quick start's dense tower (0: none; its default: {QuickstartConfig.clip_steps})",
     )
     parser.add_argument(
         "--tower-positions", choices=POSITIONS, default="learned", help="how the towers' position embedding starts"

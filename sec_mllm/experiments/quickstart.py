@@ -13,7 +13,7 @@ questions; (2) the tiny base: a byte-level BPE tokenizer (one token per digit) w
 Llama pretrained on the corpus's text and a tiny CLIP vision tower taught to see by dense per-patch targets on
 freshly generated images (no pretrained CLIP or LLM exists offline; the tower is then frozen, as LLaVA freezes
 OpenAI's CLIP). The package ships this base for the default recipe (experiments.pretrained_base, as LLaVA
-downloads Vicuna and CLIP); another recipe, or ``--build-base``, builds it here (about 20 minutes on 2 cores);
+downloads Vicuna and CLIP); another recipe, or ``--build-base``, builds it here (about 32 minutes on 2 cores);
 (3) for `sec` (K = N/4) and `identity` (all N tokens): stage 1 and stage 2 under DeepSpeed ZeRO-2 (two CPU
 ranks; on a GPU machine one rank per GPU, one GPU: a single process on it), then GQA and TextVQA evaluation
 (no OCR tokens); (4) the blind question-only baseline; (5) the report: runs/quickstart/results.json, a printed
@@ -175,6 +175,12 @@ def base_recipe(cfg: QuickstartConfig) -> dict[str, Any]:
     """The fields of ``cfg`` the base is made from (BASE_FIELDS), as JSON values."""
     values = asdict(cfg)
     return {name: values[name] for name in BASE_FIELDS}
+
+
+def base_label(base: Path) -> str:
+    """How a results file names a base: the shipped one by its place in the package (sec_mllm/base_assets), not by
+    this machine's path to it; any other by its folder."""
+    return base.relative_to(SHIPPED_BASE.parents[1]).as_posix() if base == SHIPPED_BASE else str(base)
 
 
 def shipped_base(cfg: QuickstartConfig, folder: Path = SHIPPED_BASE) -> Path | None:
@@ -479,8 +485,7 @@ def run_quickstart(cfg: QuickstartConfig, build: bool = False) -> dict[str, Any]
     t = time.time()
     base = None if build else shipped_base(cfg)
     if base is not None:
-        shipped = base.relative_to(SHIPPED_BASE.parents[1]).as_posix()  # sec_mllm/base_assets
-        base_info = {"shipped": shipped, **read_json(base / "recipe.json")["info"]}
+        base_info = {"shipped": base_label(base), **read_json(base / "recipe.json")["info"]}
     else:
         base = run / "base"
         base_info = {"shipped": None, **build_base(cfg, data, base)}
