@@ -176,6 +176,23 @@ def start_positions(embeddings: nn.Module, config: CLIPVisionConfig, positions: 
             table[1:] = sincos_positions(config.hidden_size, config.image_size // config.patch_size)
 
 
+class Updater:
+    """Both towers' optimisation: AdamW (weight decay 0.05) with a one-cycle schedule peaking at ``lr`` after the
+    first tenth of ``steps``; calling it with a loss takes one step."""
+
+    def __init__(self, params: list[nn.Parameter], lr: float, steps: int) -> None:
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
+        )
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+
 def pretrain_clip(
     captions_file: str,
     image_folder: str,
@@ -250,8 +267,7 @@ def pretrain_clip(
         generator=torch.Generator().manual_seed(seed),
     )
     params = list(model.parameters()) + (list(heads.parameters()) if heads is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    update = Updater(params, lr, steps)
     curves: dict[str, list[float]] = {"contrastive": [], "dense": []}
     step = 0
     model.train()
@@ -277,10 +293,7 @@ def pretrain_clip(
                     dense = heads.loss(patches, labels)
                     curves["dense"].append(dense.item())
                     loss = loss + dense
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                update(loss)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -313,18 +326,13 @@ def pretrain_dense_tower(
     pixels, labels = labelled_images(images, f"tower-dense-{seed}", default_image_processor(vision_config))
     pixels = pixels.half()  # [M, 3, H, W], 24 KB per image
     draw = torch.Generator().manual_seed(seed)
-    params = list(model.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    update = Updater(list(model.parameters()) + list(heads.parameters()), lr, steps)
     curve: list[float] = []
     model.train()
     for _ in tqdm(range(steps), desc="tower pretraining (dense)"):
         index = torch.randint(0, len(pixels), (batch_size,), generator=draw)
         hidden = model(pixel_values=pixels[index].float(), output_hidden_states=True).hidden_states
         loss = heads.loss(hidden[dense_layer][:, 1:], {k: v[index] for k, v in labels.items()})  # CLS dropped
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        update(loss)
         curve.append(loss.item())
     return model.eval(), {"dense": curve}
