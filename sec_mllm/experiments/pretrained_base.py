@@ -11,7 +11,7 @@ generates with its seed, and shipped in ``sec_mllm/base_assets`` with ``recipe.j
 recipe (quickstart.BASE_FIELDS), the command, the losses and the wall time. The quick start and the accuracy
 benchmark start from it when their recipe's base fields are the same (a shared starting point, as a real
 comparison shares Vicuna and CLIP) and build their own otherwise, or when asked (``--build-base``). The same
-command on the same machine builds the same weights.
+command on the same machine, with the same number of threads, builds the same weights.
 """
 
 from __future__ import annotations
