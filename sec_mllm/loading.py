@@ -4,7 +4,9 @@ transformers' ``from_pretrained`` initialises missing weights at random and only
 that is not the checkpoint it claims to be (or lost a shard) then loads "successfully" with a random
 vision tower or language model. ``from_pretrained_strict`` asks for the loading report and refuses when
 any weight is missing or has the wrong shape, naming the folder and the keys. Unexpected weights (a full
-CLIP checkpoint's text tower when only the vision tower is loaded) are allowed.
+CLIP checkpoint's text tower when only the vision tower is loaded) are allowed, except under the projector:
+there they mean the config builds a different projector than the one trained (a checkpoint saved before the
+`sec` default changed to mean reduction stores no ``reduction`` but holds ``projector.key`` / ``query``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 KEYS_SHOWN = 8
+PROJECTOR = "projector."  # the token compressor's weights in a SEC-MLLM state dict
 
 
 def describe_keys(keys: Iterable[str]) -> str:
@@ -25,7 +28,8 @@ def describe_keys(keys: Iterable[str]) -> str:
 
 
 def check_loading_info(info: dict[str, Any], source: str, what: str) -> None:
-    """Raise when transformers' loading report lists missing or shape-mismatched weights."""
+    """Raise when transformers' loading report lists missing or shape-mismatched weights, or projector weights
+    the config does not build."""
     missing = set(info.get("missing_keys") or ())
     mismatched = {entry[0] if isinstance(entry, tuple) else entry for entry in info.get("mismatched_keys") or ()}
     problems = []
@@ -33,10 +37,22 @@ def check_loading_info(info: dict[str, Any], source: str, what: str) -> None:
         problems.append(f"missing {describe_keys(missing)}")
     if mismatched:
         problems.append(f"wrong shape {describe_keys(mismatched)}")
+    stray = sorted(k for k in info.get("unexpected_keys") or () if k.startswith(PROJECTOR))
     if problems:
         raise ValueError(
             f"{source}: not a complete {what} checkpoint ({'; '.join(problems)}); refusing to fill them with "
             "random values"
+        )
+    if stray:
+        hint = (
+            '; saved before the sec default became reduction="mean"? Add "reduction": "attn" to '
+            "projector_config in its config.json"
+            if any(k.startswith(PROJECTOR + "query.") for k in stray)
+            else ""
+        )
+        raise ValueError(
+            f"{source}: the {what} checkpoint holds projector weights its config does not build "
+            f"({describe_keys(stray)}); refusing to load it without them{hint}"
         )
 
 

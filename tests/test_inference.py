@@ -25,6 +25,25 @@ def test_a_sec_checkpoint_loads_with_another_k_and_keeps_its_weights(saved_sec, 
     assert torch.isfinite(model(**inputs).logits).all()
 
 
+def test_a_checkpoint_saved_with_the_earlier_sec_default_is_refused_with_the_fix(make_model, tmp_path):
+    """Attention-reduction weights under a config that names no reduction (the default is mean now): refused, and
+    naming the reduction loads it as trained."""
+    model, processor = make_model("sec", {"num_tokens": 4, "reduction": "attn"})
+    model.config.projector_config = {"num_tokens": 4}  # what a checkpoint from before the change stored
+    model.save_pretrained(tmp_path / "old")
+    processor.save_pretrained(tmp_path / "old")
+    with pytest.raises(
+        ValueError,
+        match=r"old: the SEC-MLLM checkpoint holds projector weights .*projector.key.weight.*"
+        r'Add "reduction": "attn"',
+    ):
+        load_pretrained(str(tmp_path / "old"))
+    config = tmp_path / "old" / "config.json"
+    config.write_text(config.read_text().replace('"num_tokens": 4', '"num_tokens": 4, "reduction": "attn"'))
+    loaded, _ = load_pretrained(str(tmp_path / "old"))
+    assert torch.equal(loaded.projector.key.weight, model.projector.key.weight)
+
+
 def test_k_outside_1_to_n_and_identity_are_refused_without_changing_the_model(saved_sec, make_model):
     model, processor = load_pretrained(str(saved_sec[2]))
     before = model.projector

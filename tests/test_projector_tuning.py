@@ -60,7 +60,7 @@ def test_a_checkpoint_keeps_its_projector_or_takes_the_flags(converted):
     model_args, _, _ = parse_args(tuning_args(converted, ["--num_visual_tokens", "2", "--sec_order", "position"]))
     fewer = model_from_args(model_args, tokenizer=None)
     assert fewer.config.projector_config == {"num_tokens": 2, "order": "position"} and fewer.num_image_tokens == 2
-    assert torch.equal(fewer.projector.key.weight, saved.projector.key.weight)
+    assert torch.equal(fewer.projector.pos_embed.weight, saved.projector.pos_embed.weight)
 
     # another projector type replaces it; everything else is the checkpoint's
     model_args, _, _ = parse_args(tuning_args(converted, ["--projector_type", "avgpool", "--num_visual_tokens", "4"]))
@@ -132,7 +132,7 @@ def test_projector_only_tuning_from_a_converted_llava(converted):
     assert changed, "nothing was trained"
     assert all(name.startswith(("projector.", "connector.")) for name in changed), sorted(changed)
     assert any(n.startswith("projector.") for n in changed) and any(n.startswith("connector.") for n in changed)
-    assert set(load_file(out / "model.safetensors")) >= {"projector.key.weight", "connector.0.weight"}
+    assert set(load_file(out / "model.safetensors")) >= {"projector.pos_embed.weight", "connector.0.weight"}
     assert (out / "mm_projector.bin").is_file()
 
     processor = AutoProcessor.from_pretrained(out)

@@ -141,7 +141,7 @@ def test_registry_rejects_unknown_and_duplicate_names():
         ("avgpool", {"num_tokens": 4}, 60, "perfect square.*60"),
         ("sec", {"grouping": "random"}, 64, "grouping='random' is not one of"),
         ("sec", {"heads": 3}, 64, "heads=3 must"),
-        ("sec", {"reduction": "mean"}, 64, "key_projection=True needs reduction='attn'"),
+        ("sec", {"key_projection": True}, 64, "key_projection=True needs reduction='attn'"),  # the default is mean
         ("sec", {"preset": "fast"}, 64, "preset='fast' is not one of"),
         (
             "sec",
@@ -287,3 +287,14 @@ def test_training_free_preset_has_no_parameters_and_keeps_patches_at_k_equal_n()
     # explicit options that agree with the preset, and options it leaves free, are accepted
     same = build_projector("sec", {"num_tokens": 8, "preset": "training_free", "reduction": "mean", "heads": 2}, D)
     assert same.config.heads == 2 and not list(same.parameters())
+
+
+def test_sec_defaults_are_mean_reduction_on_the_towers_features():
+    """The benchmark's rule chose mean reduction without W_k; ``reduction="attn"`` alone brings back learned keys."""
+    default = build_projector("sec", {"num_tokens": 4}, 32)
+    assert (default.config.reduction, default.config.key_projection) == ("mean", False)
+    assert default.key is None and default.query is None and default.pos_embed is not None
+    attn = build_projector("sec", {"num_tokens": 4, "reduction": "attn"}, 32)
+    assert attn.config.key_projection and attn.key is not None and attn.query is not None
+    raw_keys = build_projector("sec", {"num_tokens": 4, "reduction": "attn", "key_projection": False}, 32)
+    assert raw_keys.key is None and raw_keys.query is not None

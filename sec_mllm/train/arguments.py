@@ -72,10 +72,12 @@ class ModelArguments:
     num_visual_tokens: int | None = field(default=None, metadata={"help": "K, the projector's num_tokens"})
     projector_config: str | None = field(default=None, metadata={"help": "JSON dict of further projector options"})
     sec_grouping: str | None = field(default=None, metadata={"help": "band or interleave"})
-    sec_reduction: str | None = field(default=None, metadata={"help": "attn or mean"})
+    sec_reduction: str | None = field(default=None, metadata={"help": "mean (default) or attn"})
     sec_order: str | None = field(default=None, metadata={"help": "score or position"})
     sec_heads: int | None = field(default=None)
-    sec_key_projection: bool | None = field(default=None)
+    sec_key_projection: bool | None = field(
+        default=None, metadata={"help": "learned keys W_k; default: True with attn reduction, False with mean"}
+    )
     sec_position_embedding: bool | None = field(default=None)
     sec_key_rope: bool | None = field(default=None, metadata={"help": "2-D RoPE on the keys before scoring"})
     mm_vision_select_layer: int | None = field(default=None, metadata={"help": "default -2 (penultimate)"})
