@@ -166,9 +166,8 @@ def compiled(fn: Callable[..., Any], settings: SpeedSettings) -> Callable[..., A
 
 def projector_configs(k: int) -> dict[str, dict[str, Any]]:
     """``sec`` is the default module (mean reduction on the raw features, position embedding; until the accuracy
-    benchmark's three seeds it was attention reduction with learned W_k, W_q, which the committed speed results
-    measured); ``sec_plain`` is the bare one-pass clustering (raw features, mean reduction, no position
-    embedding): the part that k-means' iterations replace."""
+    benchmark's three seeds it was attention reduction with learned W_k, W_q); ``sec_plain`` is the bare one-pass
+    clustering (raw features, mean reduction, no position embedding): the part that k-means' iterations replace."""
     plain = {"num_tokens": k, "key_projection": False, "reduction": "mean", "position_embedding": False}
     return {
         "sec": {"num_tokens": k},
