@@ -34,6 +34,14 @@ What is this project's choice (the paper's MLLM connector is not public):
   sorts clusters by the mean raster index of their members (averaged over heads).
 * ``position_embedding=True`` adds a learned linear map of Fourier features of each cluster's mean
   (row, col) on the patch grid, so the language model can tell where a cluster lies.
+* ``spatial_moments=True`` (off by default): each output token also gets a learned linear map
+  (zero-initialised, so training starts from the plain reduction) of its cluster's first spatial
+  moments, the members' features weighted by their row and by their column offset from the image
+  centre, ``mean_i x_i * (2 r_i - 1)`` and ``mean_i x_i * (2 c_i - 1)`` per head. A band gathers
+  similar patches from all over the image, so its mean says what is there but not where; the moments
+  say on which side of the image the cluster's content lies (a red patch on the left and a grey one on
+  the right give another token than the mirrored pair, where the mean and the mean position agree).
+  A ``2D x D`` weight: at D = 1024 about 2 M parameters.
 * ``key_rope=True``: the official RoPE (per head, the first half of the channels rotated by the row
   index, the second half by the column index, adjacent channel pairs rotated together, angles
   ``10000 ** -linspace(0, 1, dh / 4)``) is applied to the keys for the scores only; the ``attn``
@@ -94,6 +102,7 @@ DEFAULTS = {
     "key_projection": None,  # resolved from the reduction: learned keys only where they get a gradient ("attn")
     "key_rope": False,
     "position_embedding": True,
+    "spatial_moments": False,
 }
 PRESETS = {
     "training_free": {
@@ -102,6 +111,7 @@ PRESETS = {
         "reduction": "mean",
         "position_embedding": False,
         "order": "position",
+        "spatial_moments": False,
     },
 }
 
@@ -116,6 +126,7 @@ class SecConfig:
     key_projection: bool | None = None  # learned W_k (default with "attn"), or cluster on the raw features
     key_rope: bool | None = None  # 2-D rotary position encoding of the keys before the cosine (official SecViT); off
     position_embedding: bool | None = None  # default True
+    spatial_moments: bool | None = None  # add a learned map of each cluster's first spatial moments; off
     preset: str | None = None  # a name in PRESETS
 
     def __post_init__(self) -> None:
@@ -232,12 +243,17 @@ class SecProjector(Projector):
         self.key = nn.Linear(in_dim, in_dim, bias=False) if config.key_projection else None
         self.query = nn.Linear(in_dim, in_dim, bias=False) if config.reduction == "attn" else None
         self.pos_embed = nn.Linear(4 * NUM_FREQUENCIES, in_dim) if config.position_embedding else None
+        self.moments = nn.Linear(2 * in_dim, in_dim, bias=False) if config.spatial_moments else None
+        if self.moments is not None:  # starts as the plain reduction; learns what the moments add
+            nn.init.zeros_(self.moments.weight)
 
     def num_output_tokens(self, num_input_tokens: int) -> int:
         if self.config.position_embedding:
             grid_side(num_input_tokens, "sec position_embedding input token count")
         if self.config.key_rope:
             grid_side(num_input_tokens, "sec key_rope input token count")
+        if self.config.spatial_moments:
+            grid_side(num_input_tokens, "sec spatial_moments input token count")
         return check_num_tokens(self.config.num_tokens, num_input_tokens, self.name)
 
     def forward(self, x: torch.Tensor) -> ProjectorOutput:  # x: [B, N, D]
@@ -257,12 +273,16 @@ class SecProjector(Projector):
             scores = global_cosine(scoring)  # [B, H, N]
             cluster, order = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N] each
         raster = torch.arange(n, device=x.device)  # [N]
-        side = grid_side(n, "sec position_embedding input token count") if self.pos_embed is not None else None
+        spatial = self.pos_embed is not None or self.moments is not None
+        side = grid_side(n, "sec position_embedding input token count") if spatial else None
         if n % k == 0:
-            pooled, mean_raster, mean_rc = self._reduce_equal(keys, values, order, k, raster, side)
+            pooled, mean_raster, mean_rc, moments = self._reduce_equal(keys, values, order, k, raster, side)
         else:
-            pooled, mean_raster, mean_rc = self._reduce_scatter(keys, values, cluster, k, raster, side)
+            pooled, mean_raster, mean_rc, moments = self._reduce_scatter(keys, values, cluster, k, raster, side)
         tokens = pooled.transpose(1, 2).reshape(b, k, d)  # [B, K, D]
+        if self.moments is not None:  # moments [B, H, K, 2, dh] -> [B, K, 2 * D] (row moments, then column)
+            moments = moments.permute(0, 2, 3, 1, 4).reshape(b, k, 2 * d)
+            tokens = tokens + self.moments(moments.to(x.dtype))
 
         if self.config.order == "position":
             perm = torch.sort(mean_raster, dim=-1, stable=True).indices  # [B, K]
@@ -319,7 +339,11 @@ class SecProjector(Projector):
         mean_raster = members.float().mean(-1).mean(1)  # [B, K]
         rc = self._positions(raster, side)
         mean_rc = rc[members].mean(3) if rc is not None else None  # [B, H, K, 2]
-        return pooled, mean_raster, mean_rc
+        moments = None
+        if self.moments is not None:
+            offsets = 2 * rc[members] - 1  # [B, H, K, M, 2] (row, col) in (-1, 1), 0 at the image centre
+            moments = (offsets.unsqueeze(-1) * grouped.float().unsqueeze(-2)).mean(3)  # [B, H, K, 2, dh]
+        return pooled, mean_raster, mean_rc, moments
 
     def _reduce_scatter(self, keys, values, cluster, k, raster, side):
         """Sizes differing by one (K does not divide N): segment sums with scatter_add."""
@@ -359,4 +383,15 @@ class SecProjector(Projector):
                 )
                 / counts_f[..., None]
             )
-        return pooled, mean_raster, mean_rc
+        moments = None
+        if self.moments is not None:
+            offsets = (2 * rc - 1).expand(b, h, n, 2)  # [B, H, N, 2] (row, col) in (-1, 1)
+            weighted = (offsets.unsqueeze(-1) * values_f.unsqueeze(-2)).flatten(-2)  # [B, H, N, 2 * dh]
+            moments = (
+                torch.zeros(b, h, k, 2 * dh, device=values.device).scatter_add_(
+                    2, cluster.unsqueeze(-1).expand(b, h, n, 2 * dh), weighted
+                )
+                / counts_f[..., None]
+            )
+            moments = moments.view(b, h, k, 2, dh)  # [B, H, K, 2, dh]
+        return pooled, mean_raster, mean_rc, moments

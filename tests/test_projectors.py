@@ -170,7 +170,14 @@ def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, 
 
     proj = build_projector(
         "sec",
-        {"num_tokens": 16, "grouping": grouping, "reduction": reduction, "key_projection": key_projection, "heads": 2},
+        {
+            "num_tokens": 16,
+            "grouping": grouping,
+            "reduction": reduction,
+            "key_projection": key_projection,
+            "heads": 2,
+            "spatial_moments": True,
+        },
         D,
     ).eval()
     x = torch.randn(2, N, D)
@@ -183,6 +190,28 @@ def test_sec_equal_size_fast_path_matches_the_general_path(grouping, reduction, 
     general = proj._reduce_scatter(keys, values, cluster, 16, raster, 8)
     for a, b in zip(fast, general):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_sec_spatial_moments_tell_where_a_clusters_content_lies():
+    plain_config = {"num_tokens": 1, "position_embedding": False}
+    plain = build_projector("sec", plain_config, 8).eval()
+    moments = build_projector("sec", {**plain_config, "spatial_moments": True}, 8).eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 8)
+    torch.testing.assert_close(moments(x).tokens, plain(x).tokens)  # zero-initialised: starts as the plain mean
+    torch.nn.init.normal_(moments.moments.weight)
+    mirrored = x.view(1, 4, 4, 8).flip(2).reshape(1, 16, 8)  # the same patches, left and right swapped
+    torch.testing.assert_close(plain(mirrored).tokens, plain(x).tokens)  # one cluster's mean: blind to the swap
+    assert not torch.allclose(moments(mirrored).tokens, moments(x).tokens, atol=1e-3)
+    # the row moments do not see a left-right swap; the column moments change sign
+    offsets = (torch.arange(4).float() + 0.5) / 4 * 2 - 1  # [4] row or column offset in (-1, 1)
+    rows, cols = offsets.repeat_interleave(4), offsets.repeat(4)  # [16] raster order
+    expected = torch.cat([(rows[:, None] * x[0]).mean(0), (cols[:, None] * x[0]).mean(0)])  # [2 * D]
+    torch.testing.assert_close(
+        moments(x).tokens[0, 0], x[0].mean(0) + moments.moments.weight @ expected, atol=1e-5, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="perfect square"):
+        moments.num_output_tokens(15)
 
 
 def test_rope_2d_rotates_by_row_then_column_and_keeps_relative_angles():

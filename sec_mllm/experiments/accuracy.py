@@ -100,6 +100,8 @@ VARIANTS = (
     Variant("sec/no-pos-emb", "sec", ("--sec_position_embedding", "False")),
     # the official SecViT rotates its keys by a 2-D RoPE before the cosine, so position shapes the ordering
     Variant("sec/key-rope", "sec", ("--sec_key_rope", "True")),
+    # each cluster also carries its features weighted by row and by column offset: where its content lies
+    Variant("sec/moments", "sec", ("--sec_spatial_moments", "True")),
     Variant("avgpool", "avgpool"),
     Variant("tome", "tome"),
     Variant("kmeans", "kmeans"),

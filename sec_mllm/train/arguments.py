@@ -80,6 +80,9 @@ class ModelArguments:
     )
     sec_position_embedding: bool | None = field(default=None)
     sec_key_rope: bool | None = field(default=None, metadata={"help": "2-D RoPE on the keys before scoring"})
+    sec_spatial_moments: bool | None = field(
+        default=None, metadata={"help": "add a learned map of each cluster's features weighted by row and column"}
+    )
     mm_vision_select_layer: int | None = field(default=None, metadata={"help": "default -2 (penultimate)"})
     mm_vision_select_feature: str | None = field(
         default=None, metadata={"help": "patch (drop CLS, default) or cls_patch"}
