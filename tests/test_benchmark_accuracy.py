@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sec_mllm.experiments.accuracy import (
+    NAMED_VARIANTS,
     VARIANTS,
     AccuracyConfig,
     RunKey,
@@ -62,7 +63,7 @@ def test_budgets_the_projectors_cannot_build_stop_before_any_run():
     )
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+@pytest.mark.parametrize("variant", NAMED_VARIANTS, ids=[v.name for v in NAMED_VARIANTS])
 def test_each_variant_trains_the_projector_it_names(variant, tmp_path):
     base = ["--model_name_or_path", "m", "--vision_tower", "v", "--data_path", "d", "--output_dir", str(tmp_path)]
     for tokens in variant.token_counts():
