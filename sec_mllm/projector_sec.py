@@ -42,6 +42,13 @@ What is this project's choice (the paper's MLLM connector is not public):
   say on which side of the image the cluster's content lies (a red patch on the left and a grey one on
   the right give another token than the mirrored pair, where the mean and the mean position agree).
   A ``2D x D`` weight: at D = 1024 about 2 M parameters.
+* ``regions=R`` (1 by default): the patch grid is cut into R equal vertical strips, left to right, and
+  each strip's patches are ranked by their cosine to the (whole image's) global token and cut into
+  K / R bands, so every output token comes from one strip: its tokens say on which side of the image
+  their content lies, which a band of similar patches from all over the image cannot (the accuracy
+  benchmark's position questions; experiments.cluster_mixing measures how often the asked object shares
+  its token with an object of another colour on the other side). Bands only; R must divide K and the
+  grid's side.
 * ``key_rope=True``: the official RoPE (per head, the first half of the channels rotated by the row
   index, the second half by the column index, adjacent channel pairs rotated together, angles
   ``10000 ** -linspace(0, 1, dh / 4)``) is applied to the keys for the scores only; the ``attn``
@@ -127,6 +134,7 @@ class SecConfig:
     key_rope: bool | None = None  # 2-D rotary position encoding of the keys before the cosine (official SecViT); off
     position_embedding: bool | None = None  # default True
     spatial_moments: bool | None = None  # add a learned map of each cluster's first spatial moments; off
+    regions: int = 1  # cluster within this many equal vertical strips of the patch grid, K / regions bands each
     preset: str | None = None  # a name in PRESETS
 
     def __post_init__(self) -> None:
@@ -235,6 +243,15 @@ class SecProjector(Projector):
             )
         if config.num_tokens < 1:
             raise ValueError(f"sec projector: num_tokens must be >= 1, got {config.num_tokens}")
+        if not isinstance(config.regions, int) or config.regions < 1:
+            raise ValueError(f"sec projector: regions must be a positive int, got {config.regions!r}")
+        if config.regions > 1 and config.grouping != "band":
+            raise ValueError("sec projector: regions > 1 needs grouping='band' (interleaving would mix the strips)")
+        if config.num_tokens % config.regions:
+            raise ValueError(
+                f"sec projector: regions={config.regions} must divide num_tokens={config.num_tokens} "
+                "(each strip gets num_tokens / regions clusters)"
+            )
         if config.key_rope and (in_dim // config.heads) % 4:
             raise ValueError(
                 f"sec projector: key_rope needs a head width divisible by 4, got {in_dim // config.heads} "
@@ -254,6 +271,12 @@ class SecProjector(Projector):
             grid_side(num_input_tokens, "sec key_rope input token count")
         if self.config.spatial_moments:
             grid_side(num_input_tokens, "sec spatial_moments input token count")
+        if self.config.regions > 1:
+            side = grid_side(num_input_tokens, "sec regions input token count")
+            if side % self.config.regions:
+                raise ValueError(
+                    f"sec projector: regions={self.config.regions} must divide the patch grid's side {side}"
+                )
         return check_num_tokens(self.config.num_tokens, num_input_tokens, self.name)
 
     def forward(self, x: torch.Tensor) -> ProjectorOutput:  # x: [B, N, D]
@@ -271,7 +294,12 @@ class SecProjector(Projector):
             if self.config.key_rope:
                 scoring = rope_2d(scoring, grid_side(n, "sec key_rope input token count"))  # [B, H, N, dh]
             scores = global_cosine(scoring)  # [B, H, N]
-            cluster, order = equitable_assignment(scores, k, self.config.grouping)  # [B, H, N] each
+            ranking = scores
+            if self.config.regions > 1:  # strip s ranks above strip s + 1 whatever the cosines ([-1, 1])
+                side = grid_side(n, "sec regions input token count")
+                strip = torch.arange(n, device=x.device) % side * self.config.regions // side  # [N]
+                ranking = scores + 3.0 * (self.config.regions - 1 - strip)
+            cluster, order = equitable_assignment(ranking, k, self.config.grouping)  # [B, H, N] each
         raster = torch.arange(n, device=x.device)  # [N]
         spatial = self.pos_embed is not None or self.moments is not None
         side = grid_side(n, "sec position_embedding input token count") if spatial else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -212,6 +214,41 @@ def test_sec_spatial_moments_tell_where_a_clusters_content_lies():
     )
     with pytest.raises(ValueError, match="perfect square"):
         moments.num_output_tokens(15)
+
+
+@pytest.mark.parametrize("n,k,regions", [(64, 4, 2), (64, 16, 4), (64, 6, 2), (36, 6, 3)])
+def test_sec_regions_keep_every_token_inside_one_vertical_strip(n, k, regions):
+    torch.manual_seed(0)
+    proj = build_projector("sec", {"num_tokens": k, "regions": regions}, D).eval()
+    out = proj(torch.randn(2, n, D))
+    assert out.tokens.shape == (2, k, D)
+    side = math.isqrt(n)
+    strip = torch.arange(n) % side * regions // side  # [N] strip of each patch, left to right
+    for b in range(2):
+        assignment = out.aux["assignment"][b]
+        sizes = torch.bincount(assignment, minlength=k)
+        assert int(sizes.max() - sizes.min()) <= 1
+        for j in range(k):  # token j holds patches of strip j // (k / regions) only
+            assert strip[assignment == j].unique().tolist() == [j // (k // regions)]
+        # inside a strip the bands still follow the cosine to the whole image's global token
+        scores = out.aux["scores"][b, 0]
+        first, second = scores[assignment == 0], scores[assignment == 1] if k // regions > 1 else None
+        if second is not None:
+            assert first.min() >= second.max()
+
+
+@pytest.mark.parametrize(
+    "config,n,match",
+    [
+        ({"num_tokens": 4, "regions": 3}, 64, "regions=3 must divide num_tokens=4"),
+        ({"num_tokens": 6, "regions": 3}, 64, "regions=3 must divide the patch grid's side 8"),
+        ({"num_tokens": 4, "regions": 2, "grouping": "interleave"}, 64, "regions > 1 needs grouping='band'"),
+        ({"num_tokens": 4, "regions": 0}, 64, "regions must be a positive int"),
+    ],
+)
+def test_sec_regions_refuse_what_they_cannot_cut(config, n, match):
+    with pytest.raises(ValueError, match=match):
+        build_projector("sec", config, D).num_output_tokens(n)
 
 
 def test_rope_2d_rotates_by_row_then_column_and_keeps_relative_angles():

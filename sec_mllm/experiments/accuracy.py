@@ -112,6 +112,7 @@ VARIANTS = (
 NAMED_VARIANTS = VARIANTS + (
     Variant("sec/mean", "sec", ("--sec_reduction", "mean", "--sec_key_projection", "False")),
     Variant("sec/moments", "sec", ("--sec_spatial_moments", "True")),
+    Variant("sec/halves", "sec", ("--sec_regions", "2")),
 )
 
 

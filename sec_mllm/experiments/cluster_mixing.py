@@ -43,6 +43,7 @@ PATCH = 8  # pixels per patch side of the tiny tower
 COMPRESSORS = {
     "sec": ("sec", {}),
     "sec/key-rope": ("sec", {"key_rope": True}),
+    "sec/halves": ("sec", {"regions": 2}),
     "avgpool": ("avgpool", {}),
     "tome": ("tome", {}),
     "kmeans": ("kmeans", {}),

@@ -83,6 +83,9 @@ class ModelArguments:
     sec_spatial_moments: bool | None = field(
         default=None, metadata={"help": "add a learned map of each cluster's features weighted by row and column"}
     )
+    sec_regions: int | None = field(
+        default=None, metadata={"help": "cluster within this many vertical strips of the patch grid (default 1)"}
+    )
     mm_vision_select_layer: int | None = field(default=None, metadata={"help": "default -2 (penultimate)"})
     mm_vision_select_feature: str | None = field(
         default=None, metadata={"help": "patch (drop CLS, default) or cls_patch"}

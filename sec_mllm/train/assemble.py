@@ -80,6 +80,7 @@ def projector_config(model_args: ModelArguments, projector_type: str | None = No
         "position_embedding": model_args.sec_position_embedding,
         "key_rope": model_args.sec_key_rope,
         "spatial_moments": model_args.sec_spatial_moments,
+        "regions": model_args.sec_regions,
     }
     sec = {k: v for k, v in sec.items() if v is not None}
     if sec and projector_type != "sec":
