@@ -41,14 +41,16 @@ What is this project's choice (the paper's MLLM connector is not public):
   similar patches from all over the image, so its mean says what is there but not where; the moments
   say on which side of the image the cluster's content lies (a red patch on the left and a grey one on
   the right give another token than the mirrored pair, where the mean and the mean position agree).
-  A ``2D x D`` weight: at D = 1024 about 2 M parameters.
+  A ``2D x D`` weight: at D = 1024 about 2 M parameters. Measured (README, K = 4, 3,200 stage-2 steps,
+  one seed): position questions 61.8 against 50.9, but 5.1 points below the default overall.
 * ``regions=R`` (1 by default): the patch grid is cut into R equal vertical strips, left to right, and
   each strip's patches are ranked by their cosine to the (whole image's) global token and cut into
   K / R bands, so every output token comes from one strip: its tokens say on which side of the image
   their content lies, which a band of similar patches from all over the image cannot (the accuracy
   benchmark's position questions; experiments.cluster_mixing measures how often the asked object shares
   its token with an object of another colour on the other side). Bands only; R must divide K and the
-  grid's side.
+  grid's side. Measured (README, K = 4, 3,200 stage-2 steps): R = 2 answers the position questions as
+  avgpool does, and gives back counting, where whole-image bands lead.
 * ``key_rope=True``: the official RoPE (per head, the first half of the channels rotated by the row
   index, the second half by the column index, adjacent channel pairs rotated together, angles
   ``10000 ** -linspace(0, 1, dh / 4)``) is applied to the keys for the scores only; the ``attn``

@@ -18,6 +18,7 @@ from sec_mllm.experiments.accuracy import (
     aggregate,
     check_grid,
     check_recipe,
+    default_sec_names,
     find_variants,
     grid,
     main,
@@ -205,17 +206,28 @@ def _run(variant: str, seed: int, gqa: float, textvqa: float) -> dict:
 
 def test_default_sec_variant_changes_only_on_a_clear_lead():
     base = [_run("sec", s, 50 + s, 30) for s in (0, 1, 2)]  # per-seed scores 40, 40.5, 41: mean 40.5, std 0.5
-    close = [_run("sec/mean", s, 51 + s, 30) for s in (0, 1, 2)]  # 41 +- 0.5: leads by 0.5, not more than 0.5
+    close = [_run("sec/halves", s, 51 + s, 30) for s in (0, 1, 2)]  # 41 +- 0.5: leads by 0.5, not more than 0.5
     choice = recommend_sec_variant(base + close)
-    assert choice["best"] == "sec/mean" and choice["recommended"] == "sec"
+    assert choice["best"] == "sec/halves" and choice["recommended"] == "sec"
     assert choice["scores"]["sec"]["mean"] == pytest.approx(40.5) and choice["scores"]["sec"]["std"] == pytest.approx(
         0.5
     )
-    clear = [_run("sec/mean", s, 54 + s, 30) for s in (0, 1, 2)]  # leads by 2 > 0.5
-    assert recommend_sec_variant(base + clear)["recommended"] == "sec/mean"
-    assert recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 40, 30)])["recommended"] == "sec"
-    one_seed = recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/mean", 0, 60, 30)])  # no spread to beat
-    assert one_seed["best"] == "sec/mean" and one_seed["recommended"] == "sec" and not one_seed["decided"]
+    clear = [_run("sec/halves", s, 54 + s, 30) for s in (0, 1, 2)]  # leads by 2 > 0.5
+    assert recommend_sec_variant(base + clear)["recommended"] == "sec/halves"
+    assert recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/halves", 0, 40, 30)])["recommended"] == "sec"
+    one_seed = recommend_sec_variant([_run("sec", 0, 50, 30), _run("sec/halves", 0, 60, 30)])  # no spread to beat
+    assert one_seed["best"] == "sec/halves" and one_seed["recommended"] == "sec" and not one_seed["decided"]
     assert recommend_sec_variant(base + clear)["decided"]
     identity_only = [{**_run("identity", 0, 60, 60), "projector": "identity", "tokens": 64}]
     assert recommend_sec_variant(identity_only)["recommended"] == "sec"  # no SEC runs: nothing to choose
+
+
+def test_the_default_spelled_out_stands_for_it():
+    assert default_sec_names() == {"sec", "sec/mean"}
+    spelled = [_run("sec/mean", s, 50 + s, 30) for s in (0, 1, 2)]  # 40.5 +- 0.5
+    close = [_run("sec/halves", s, 51 + s, 30) for s in (0, 1, 2)]  # leads by 0.5, not more than 0.5
+    choice = recommend_sec_variant(spelled + close)
+    assert choice["best"] == "sec/halves" and choice["recommended"] == "sec"
+    clear = [_run("sec/halves", s, 54 + s, 30) for s in (0, 1, 2)]
+    assert recommend_sec_variant(spelled + clear)["recommended"] == "sec/halves"
+    assert recommend_sec_variant(spelled)["recommended"] == "sec"

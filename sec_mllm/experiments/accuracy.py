@@ -43,6 +43,7 @@ import transformers
 from tqdm import tqdm
 
 from ..files import read_json, write_json_atomic, write_text_atomic
+from ..projector_sec import SecConfig
 from ..projectors import build_projector
 from ..train.arguments import ModelArguments
 from ..train.assemble import projector_config
@@ -289,13 +290,28 @@ def sec_against_baselines(table: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def default_sec_names() -> set[str]:
+    """Names of the variants whose flags build the default SEC: ``sec`` and its options spelled out (``sec/mean``)."""
+    parser = transformers.HfArgumentParser(ModelArguments)
+
+    def resolved(variant: Variant) -> SecConfig:
+        (model_args,) = parser.parse_args_into_dataclasses(
+            args=["--model_name_or_path", "-", *variant.training_flags(BUDGETS[-1])]
+        )
+        return SecConfig(**projector_config(model_args))
+
+    default = resolved(next(v for v in NAMED_VARIANTS if v.name == DEFAULT_SEC))
+    return {v.name for v in NAMED_VARIANTS if v.projector == "sec" and resolved(v) == default}
+
+
 def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The rule that picks the default SEC variant, fixed before the results were seen.
 
     Score of a variant = the mean over seeds of its per-seed average over both benchmarks and both K.
     The best-scoring variant replaces the current default only when it beats it by more than the larger
     of the two seed-to-seed standard deviations of that score; otherwise the default stays. With fewer than two
-    seeds for either score there is no spread to beat, so the default stays too (``decided`` is False).
+    seeds for either score there is no spread to beat, so the default stays too (``decided`` is False). A variant
+    that builds the default under another name (``sec/mean``) stands for it when ``sec`` itself did not run.
     """
     per_seed: dict[str, dict[int, list[float]]] = {}
     for r in runs:
@@ -305,10 +321,12 @@ def recommend_sec_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if not scores:  # a grid without SEC runs has nothing to choose from
         return {"scores": {}, "best": None, "recommended": DEFAULT_SEC, "decided": False}
     best = max(scores, key=lambda v: scores[v]["mean"])
-    current = scores.get(DEFAULT_SEC)
-    decided = current is None or min(len(per_seed[best]), len(per_seed[DEFAULT_SEC])) >= 2
+    standing_in = sorted(default_sec_names() & scores.keys())
+    default = DEFAULT_SEC if DEFAULT_SEC in scores else (standing_in[0] if standing_in else None)
+    current = scores.get(default) if default else None
+    decided = current is None or min(len(per_seed[best]), len(per_seed[default])) >= 2
     margin = (
-        best != DEFAULT_SEC
+        best != default
         and current is not None
         and decided
         and scores[best]["mean"] - current["mean"] > max(scores[best]["std"], current["std"])
