@@ -368,10 +368,11 @@ class SecProjector(Projector):
             pooled = means
         mean_raster = members.float().mean(-1).mean(1)  # [B, K]
         rc = self._positions(raster, side)
-        mean_rc = rc[members].mean(3) if rc is not None else None  # [B, H, K, 2]
+        member_rc = rc[members] if rc is not None else None  # [B, H, K, M, 2]
+        mean_rc = member_rc.mean(3) if member_rc is not None else None  # [B, H, K, 2]
         moments = None
         if self.moments is not None:
-            offsets = 2 * rc[members] - 1  # [B, H, K, M, 2] (row, col) in (-1, 1), 0 at the image centre
+            offsets = 2 * member_rc - 1  # [B, H, K, M, 2] (row, col) in (-1, 1), 0 at the image centre
             moments = (offsets.unsqueeze(-1) * grouped.float().unsqueeze(-2)).mean(3)  # [B, H, K, 2, dh]
         return pooled, mean_raster, mean_rc, moments
 

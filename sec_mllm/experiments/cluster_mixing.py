@@ -23,8 +23,6 @@ Writes DIR/cluster_mixing.json (the command and every figure) and DIR/cluster_mi
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from tqdm import tqdm
 from ..builder import default_image_processor
 from ..files import read_json, write_json_atomic, write_text_atomic
 from ..projectors import build_projector
+from .invocation import command_line
 from .patch_probes import load_tower, patch_features
 from .quickstart import SHIPPED_BASE
 
@@ -119,8 +118,8 @@ def assignments(name: str, options: dict[str, Any], tokens: int, features: torch
         return projector(features).aux["assignment"]
 
 
-def measure(data: Path, tower_folder: Path) -> dict[str, dict[str, float]]:
-    questions = position_questions(data)
+def measure(data: Path, questions: list[dict[str, Any]], tower_folder: Path) -> dict[str, dict[str, float]]:
+    """The four figures per compressor and K, averaged over ``questions`` (position_questions of ``data``)."""
     if not questions:
         raise ValueError(f"{data}: the benchmark has no position questions")
     tower = load_tower(tower_folder)
@@ -166,13 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     data = Path(args.data)
     if not (data / "gqa" / "data" / "testdev_balanced_questions.json").exists():
         parser.error(f"{data} is not a synthetic benchmark folder: no gqa/data/testdev_balanced_questions.json")
-    command = shlex.join(
-        ["python", "-m", "sec_mllm.experiments.cluster_mixing", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = command_line("sec_mllm.experiments.cluster_mixing", argv)
+    questions = position_questions(data)
     result = {
         "command": command,
-        "questions": len(position_questions(data)),
-        "table": measure(data, Path(args.tower)),
+        "questions": len(questions),
+        "table": measure(data, questions, Path(args.tower)),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

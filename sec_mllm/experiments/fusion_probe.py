@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import synthetic_shapes as shapes
 from . import synthetic_text as text
+from .invocation import command_line
 from .patch_labels import PATCH, one_hot, shapes_labels, text_labels
 from .patch_probes import CONTRASTIVE_STEPS, LAYER, load_tower, patch_features, patch_pixels, probe_tower
 from .quickstart import QuickstartConfig
@@ -332,9 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}")
     if min(args.steps, args.train_size, args.test_size, args.dense_steps, args.fresh_steps, args.recipe_steps) <= 0:
         parser.error("--steps, --train-size, --test-size, --dense-steps, --fresh-steps and --recipe-steps must be > 0")
-    command = shlex.join(
-        ["python", "-m", "sec_mllm.experiments.fusion_probe", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = command_line("sec_mllm.experiments.fusion_probe", argv)
     result = run(
         Path(args.out),
         Path(args.work),

@@ -18,8 +18,6 @@ Writes DIR/looking.json (the command and every figure) and DIR/looking.md (the t
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from ..evaluation.runner import build_prompt, load_questions
 from ..evaluation.textvqa import find_annotation, index_annotations, normalize_answer
 from ..files import read_json, write_json_atomic, write_text_atomic
 from ..inference import load_pretrained
+from .invocation import command_line
 
 BENCHMARKS = {
     "shapes_gqa": ("gqa/llava_gqa_testdev_balanced.jsonl", "gqa/data/images"),
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     missing = [p for p, _ in BENCHMARKS.values() if not (Path(args.data) / p).exists()]
     if missing:
         parser.error(f"{args.data} is not a synthetic benchmark folder: missing {', '.join(missing)}")
-    command = shlex.join(["python", "-m", "sec_mllm.experiments.looking", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("sec_mllm.experiments.looking", argv)
     result = {
         "command": command,
         "model_path": args.model_path,

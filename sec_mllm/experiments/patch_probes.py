@@ -29,8 +29,6 @@ output exists (data, towers) are reused, so a rerun with more towers does not re
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from transformers import AutoConfig, CLIPModel, CLIPVisionModel
 from ..builder import default_image_processor
 from ..files import write_json_atomic, write_text_atomic
 from . import patch_labels
+from .invocation import command_line
 from .quickstart import QuickstartConfig, build_base, shipped_base
 from .synthetic import SyntheticSizes, generate
 from .tower_pretraining import POSITIONS
@@ -295,9 +294,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--clip-steps must be > 0 and --dense-steps, --fresh-steps, --recipe-steps >= 0, got {args.clip_steps}, "
             f"{args.dense_steps}, {args.fresh_steps} and {args.recipe_steps}"
         )
-    command = shlex.join(
-        ["python", "-m", "sec_mllm.experiments.patch_probes", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = command_line("sec_mllm.experiments.patch_probes", argv)
     result = run(
         Path(args.out),
         Path(args.work),

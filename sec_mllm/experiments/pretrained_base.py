@@ -17,15 +17,14 @@ command on the same machine, with the same number of threads, builds the same we
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ..files import replace_folder, write_json_atomic
+from .invocation import command_line
 from .quickstart import QuickstartConfig, add_recipe_arguments, apply_recipe, base_recipe, build_base, describe_device
 from .synthetic import generate
 
@@ -59,9 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = QuickstartConfig(seed=args.seed)
     apply_recipe(cfg, args)
-    command = shlex.join(
-        ["python", "-m", "sec_mllm.experiments.pretrained_base", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = command_line("sec_mllm.experiments.pretrained_base", argv)
     record = build_pretrained_base(cfg, Path(args.out), command)
     print(f"base written to {args.out} in {record['wall_s']:.0f} s: {record['info']}")
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from ..files import read_json, write_json_atomic
 from ..tiny import tiny_llama_config, train_tokenizer
 from ..train.arguments import deepspeed_config_path
 from ..visualize import cluster_pictures
+from . import invocation
 from .blind import write_blind_answers
 from .lm_pretraining import corpus_texts, pretrain_lm
 from .strata import gqa_by_stratum, textvqa_by_stratum
@@ -533,7 +533,7 @@ def draw_pictures(checkpoint: Path, data: Path, out: Path) -> list[Path]:
 
 def command_line(argv: list[str] | None) -> str:
     """The quick start's command as a user types it, for results.json."""
-    return shlex.join(["python", "-m", "sec_mllm.quickstart", *(sys.argv[1:] if argv is None else argv)])
+    return invocation.command_line("sec_mllm.quickstart", argv)
 
 
 STEP_FLAGS = ("clip_steps", "lm_steps", "stage1_steps", "stage2_steps")

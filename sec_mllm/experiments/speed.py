@@ -47,9 +47,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
-import shlex
 import statistics
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,6 +61,7 @@ from ..configuration_sec_mllm import SecMllmConfig
 from ..files import write_json_atomic
 from ..modeling_sec_mllm import SecMllmForConditionalGeneration
 from ..projectors import build_projector
+from . import invocation
 
 KS = (144, 64, 36)
 N, D = 576, 1024
@@ -599,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_line(argv: list[str] | None) -> str:
     """The command stored beside the results (``argv`` None: this process's own arguments)."""
-    return shlex.join(["python", "-m", "sec_mllm.experiments.speed", *(sys.argv[1:] if argv is None else argv)])
+    return invocation.command_line("sec_mllm.experiments.speed", argv)
 
 
 def main(argv: list[str] | None = None) -> None:
