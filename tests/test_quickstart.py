@@ -83,6 +83,9 @@ def test_step_flags_set_the_run_and_the_stored_command():
     assert config_from_args(build_parser().parse_args(["--tower-positions", "sincos"]), "").tower_positions == "sincos"
     with pytest.raises(SystemExit, match="--stage2-steps must be > 0, got 0"):
         config_from_args(build_parser().parse_args(["--stage2-steps", "0"]), "")
+    assert cfg.identity == QuickstartConfig.identity
+    assert not config_from_args(build_parser().parse_args(["--no-identity"]), "").identity
+    assert config_from_args(build_parser().parse_args(["--identity"]), "").identity
 
 
 def test_the_shipped_base_is_used_only_for_its_own_recipe(tmp_path):
